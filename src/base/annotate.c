@@ -1,0 +1,16 @@
+/* annotate.c - out-of-line helpers for the tool annotations (see annotate.h). */
+#include "base/annotate.h"
+
+/* Must not be inlined into instrumented code: the attribute would be lost. */
+__attribute__((noinline, no_sanitize_address)) uintptr_t tallyB_peek_word(const void *p)
+{
+    uintptr_t v;
+#if TALLY_VALGRIND
+    VALGRIND_DISABLE_ERROR_REPORTING;
+    v = *(const volatile uintptr_t *)p;
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#else
+    v = *(const volatile uintptr_t *)p;
+#endif
+    return v;
+}

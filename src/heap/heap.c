@@ -1,0 +1,581 @@
+/* heap.c - the raw allocation API: tally_malloc, tally_calloc, tally_realloc,
+ * tally_free, tally_usable_size, and the paths behind them.
+ *
+ * Fast paths.  A request of 1..512 bytes maps to class (n - 1) >> 4; if that class
+ * has a pool with a free block, the block is its lowest free bit (heap_inline.h).
+ * A release checks that the heap owns the address (no dereference), that the pool
+ * header's tag is intact, that the address is a block start and that the block is
+ * live, then sets its bit.  Anything else - no pool at hand, larger sizes, debug
+ * mode, fault injection, Valgrind, a misuse - goes to the out-of-line slow paths.
+ *
+ * Sizes.  Up to h->class_max (about half a pool) requests are served by pool
+ * classes; larger ones by a run of whole pools inside a region ("large"); on the
+ * hosted backend, runs longer than an arena get a mapping of their own ("huge"),
+ * aligned to an arena so that ownership stays one bit per granule.  Only the first
+ * granule of a huge mapping is marked owned: the block's start is there, and
+ * pointers further in are not block starts anyway.
+ *
+ * When memory runs out, the heap releases the empty pools classes keep, flushes
+ * the debug quarantine, calls the exhaustion hook (the collector's), and retries
+ * once before failing with the error set and the heap untouched.
+ */
+#include "heap/heap.h"
+
+#include <string.h>
+
+#include "heap/heap_inline.h"
+
+static inline tallyH_heap *heap_of(tally_rt *rt)
+{
+    /* The heap is the first member of the runtime (runtime/runtime.h). */
+    return (tallyH_heap *)(void *)rt;
+}
+
+void tallyH_update_slow(tallyH_heap *h)
+{
+    const tallyH_fault *f = &h->fault_alloc;
+    h->slow = h->debug != 0 || h->on_valgrind || f->countdown != 0 || f->firing;
+}
+
+/* ---- large and huge blocks ------------------------------------------------------- */
+
+static void large_init(tallyH_heap *h, tallyH_pool *p, tallyH_region *r, uint32_t nunits,
+                       size_t lsize)
+{
+    tallyB_anno_access(p, TALLY_LARGE_HDR);
+    p->heap = h;
+    p->region = r;
+    p->data = (uint8_t *)p + TALLY_LARGE_HDR;
+    p->bsize = p->inv = p->span = 0;
+    p->cap = p->nfree = p->hint = p->cls = 0;
+    p->nunits = nunits;
+    p->next = p->prev = NULL;
+    p->lsize = lsize;
+    p->tag = tallyH_tag(h, p, TALLY_POOL_LARGE);
+    h->large_blocks++;
+    h->large_bytes += lsize;
+}
+
+static uint8_t *huge_alloc(tallyH_heap *h, size_t n)
+{
+    size_t size = TALLY_ALIGN_UP(TALLY_LARGE_HDR + n, tallyH_page_size());
+    uint8_t *m = tallyH_backend_map(h, size, TALLY_ARENA_SIZE);
+    if (m == NULL)
+        return NULL;
+    if (tallyH_owner_add(h, (uintptr_t)m, TALLY_ARENA_SIZE) != 0) {
+        tallyH_backend_unmap(h, m, size);
+        return NULL;
+    }
+    tallyH_span_include(h, (uintptr_t)m, size);
+    tallyH_pool *p = (tallyH_pool *)m;
+    large_init(h, p, NULL, 0, size - TALLY_LARGE_HDR);
+    p->next = h->huge;
+    if (h->huge)
+        h->huge->prev = p;
+    h->huge = p;
+    h->narenas++;
+    if (h->narenas > h->narenas_peak)
+        h->narenas_peak = h->narenas;
+    return p->data;
+}
+
+static void huge_free(tallyH_heap *h, tallyH_pool *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        h->huge = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    size_t size = p->lsize + TALLY_LARGE_HDR;
+    h->narenas--;
+    tallyH_owner_remove(h, (uintptr_t)p, TALLY_ARENA_SIZE);
+    tallyH_backend_unmap(h, p, size);
+}
+
+static size_t pools_for(size_t n)
+{
+    return (TALLY_LARGE_HDR + n + TALLY_POOL_MASK) >> TALLY_POOL_SHIFT;
+}
+
+static uint8_t *large_alloc(tallyH_heap *h, size_t n)
+{
+    size_t units = pools_for(n);
+    if (!h->fixed && units >= TALLY_ARENA_POOLS)
+        return huge_alloc(h, n);
+    if (units > UINT32_MAX) {
+        tallyB_error_set(&h->err, TALLY_ENOMEM, "request of %zu bytes exceeds the heap", n);
+        return NULL;
+    }
+    tallyH_region *r;
+    uint8_t *u = tallyH_units_alloc(h, (uint32_t)units, &r);
+    if (u == NULL)
+        return NULL;
+    tallyH_pool *p = (tallyH_pool *)u;
+    large_init(h, p, r, (uint32_t)units, (units << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR);
+    return p->data;
+}
+
+/* ---- allocation ------------------------------------------------------------------ */
+
+static uint8_t *alloc_once(tallyH_heap *h, size_t n)
+{
+    if (n > h->class_max) {
+        uint8_t *b = large_alloc(h, n);
+        if (b)
+            tallyH_count_alloc(h, tallyH_pool_of(b)->lsize);
+        return b;
+    }
+    int ci = tallyH_class_index(h, n);
+    tallyH_class *c = &h->classes[ci];
+    tallyH_pool *p = c->avail;
+    if (p == NULL && (p = tallyH_pool_new(h, ci)) == NULL)
+        return NULL;
+    return tallyH_pool_take(h, c, p);
+}
+
+/* Frees what can be freed without losing anything; true if a retry may succeed. */
+static bool relieve(tallyH_heap *h, size_t n)
+{
+    bool any = tallyH_pools_release_empty(h) > 0;
+    if (tallyH_quarantine_flush(h))
+        any = true;
+    if (h->exhausted && h->exhausted(h, n, h->exhausted_arg))
+        any = true;
+    return any;
+}
+
+/* Allocates n bytes (1 <= n) for internal callers: no annotation, no debug layout. */
+void *tallyH_alloc(tallyH_heap *h, size_t n)
+{
+    if (n > TALLY_MAX_REQUEST) {
+        tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
+        return NULL;
+    }
+    tally_error before = h->err.code;
+    uint8_t *b = alloc_once(h, n);
+    if (b == NULL && h->err.code != TALLY_EFAULT && relieve(h, n)) {
+        b = alloc_once(h, n);
+        if (b)
+            h->err.code = before;
+    }
+    return b;
+}
+
+static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
+{
+    if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
+        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
+                         h->fault_alloc.requests);
+        return NULL;
+    }
+    if (n == 0)
+        n = 1;
+    if (h->debug)
+        return tallyH_debug_malloc(h, n, zero);
+    uint8_t *b = tallyH_alloc(h, n);
+    if (b == NULL)
+        return NULL;
+    tallyH_block blk;
+    tallyH_block_of(b, &blk);
+    tallyB_anno_alloc(b, blk.size, zero);
+    if (zero && !(blk.large && blk.pool->region == NULL)) /* huge: fresh, zero mapping */
+        memset(b, 0, n);
+    return b;
+}
+
+void *tally_malloc(tally_rt *rt, size_t n)
+{
+    tallyH_heap *h = heap_of(rt);
+    size_t m = n - 1; /* n == 0 wraps and takes the slow path */
+    if (TALLY_LIKELY(m < TALLY_SMALL_MAX && !h->slow)) {
+        tallyH_class *c = &h->classes[m >> 4];
+        tallyH_pool *p = c->avail;
+        if (TALLY_LIKELY(p != NULL)) {
+            uint8_t *b = tallyH_pool_take(h, c, p);
+            TALLY_ASAN_UNPOISON(b, c->bsize);
+            return b;
+        }
+    }
+    return malloc_slow(h, n, false);
+}
+
+void *tally_calloc(tally_rt *rt, size_t count, size_t n)
+{
+    tallyH_heap *h = heap_of(rt);
+    size_t total;
+    if (__builtin_mul_overflow(count, n, &total)) {
+        tallyB_error_set(&h->err, TALLY_EOVERFLOW, "calloc of %zu elements of %zu bytes overflows",
+                         count, n);
+        return NULL;
+    }
+    return malloc_slow(h, total, true);
+}
+
+/* ---- finding and releasing blocks -------------------------------------------------- */
+
+static bool is_region_header(tallyH_heap *h, uintptr_t base)
+{
+    return tallyB_peek_word((const void *)base) == tallyH_tag(h, (const void *)base, 0);
+}
+
+/* The region whose pools contain address a (owned), or NULL (a huge block). */
+static tallyH_region *region_containing(tallyH_heap *h, uintptr_t a)
+{
+    if (h->fixed)
+        return h->regions;
+    uintptr_t base = TALLY_ALIGN_DOWN(a, TALLY_ARENA_SIZE);
+    return is_region_header(h, base) ? (tallyH_region *)base : NULL;
+}
+
+/* Explains an owned address whose pool header is not a live pool's. */
+static tally_error explain_stray(tallyH_heap *h, uintptr_t user, uintptr_t a, const char *what)
+{
+    tallyH_region *r = region_containing(h, a);
+    uint8_t *unit = (uint8_t *)tallyH_pool_of((void *)a);
+    if (r == NULL || unit < r->base) {
+        tallyB_error_report(&h->err, TALLY_EFOREIGN,
+                            "%s of %p: not the start of a block (inside a large block)", what,
+                            (void *)user);
+        return TALLY_EFOREIGN;
+    }
+    if (tallyH_region_pool_free(r, unit)) {
+        tallyB_error_report(&h->err, TALLY_EDOUBLEFREE,
+                            "%s of %p: the block is not allocated, its pool %p is free "
+                            "(double free?)", what, (void *)user, (void *)unit);
+        return TALLY_EDOUBLEFREE;
+    }
+    /* A used pool without a valid header: the middle of a large block, or damage. */
+    for (uint8_t *u = unit; u >= r->base; u -= TALLY_POOL_SIZE) {
+        if (tallyB_peek_word(u) == tallyH_tag(h, u, TALLY_POOL_LARGE)) {
+            tallyH_pool *p = (tallyH_pool *)u;
+            if (unit < u + ((size_t)p->nunits << TALLY_POOL_SHIFT)) {
+                tallyB_error_report(&h->err, TALLY_EFOREIGN,
+                                    "%s of %p: not the start of a block (inside the %zu-byte "
+                                    "block at %p)", what, (void *)user, p->lsize, (void *)p->data);
+                return TALLY_EFOREIGN;
+            }
+            break;
+        }
+        if (u == r->base)
+            break;
+    }
+    tallyB_error_report(&h->err, TALLY_ECORRUPT,
+                        "%s of %p: the header of pool %p is damaged (heap corruption, "
+                        "probably a buffer overrun from the pool before)", what, (void *)user,
+                        (void *)unit);
+    return TALLY_ECORRUPT;
+}
+
+/* Looks up the block at raw address a, on behalf of user pointer `user`.  Reports
+ * and returns an error for anything that is not a live block of h. */
+static tally_error block_find_at(tallyH_heap *h, uintptr_t a, uintptr_t user, tallyH_block *b,
+                                 const char *what)
+{
+    if (!tallyH_owns(h, a)) {
+        tallyB_error_report(&h->err, TALLY_EFOREIGN,
+                            "%s of %p: not a block of this runtime (foreign pointer)", what,
+                            (void *)user);
+        return TALLY_EFOREIGN;
+    }
+    tallyH_pool *p = tallyH_pool_of((void *)a);
+    uintptr_t tag = tallyB_peek_word(p);
+    if (tag == tallyH_tag(h, p, TALLY_POOL_SMALL)) {
+        int64_t idx = tallyH_pool_index(p, a);
+        if (idx < 0) {
+            tallyB_error_report(&h->err, TALLY_EFOREIGN,
+                                "%s of %p: not the start of a block (pool %p of %u-byte blocks)",
+                                what, (void *)user, (void *)p, p->bsize);
+            return TALLY_EFOREIGN;
+        }
+        if (tallyH_pool_is_free(p, (uint32_t)idx)) {
+            tallyB_error_report(&h->err, TALLY_EDOUBLEFREE,
+                                "%s of %p: the %u-byte block is not allocated (double free?)",
+                                what, (void *)user, p->bsize);
+            return TALLY_EDOUBLEFREE;
+        }
+        *b = (tallyH_block){p, (uint8_t *)a, p->bsize, (uint32_t)idx, false};
+        return TALLY_OK;
+    }
+    if (tag == tallyH_tag(h, p, TALLY_POOL_LARGE)) {
+        if (a != (uintptr_t)p->data) {
+            tallyB_error_report(&h->err, TALLY_EFOREIGN,
+                                "%s of %p: not the start of a block (inside the %zu-byte block at %p)",
+                                what, (void *)user, p->lsize, (void *)p->data);
+            return TALLY_EFOREIGN;
+        }
+        *b = (tallyH_block){p, p->data, p->lsize, 0, true};
+        return TALLY_OK;
+    }
+    return explain_stray(h, user, a, what);
+}
+
+tally_error tallyH_block_find(tallyH_heap *h, const void *p, tallyH_block *b, const char *what)
+{
+    return block_find_at(h, (uintptr_t)p, (uintptr_t)p, b, what);
+}
+
+tally_error tallyH_block_find_user(tallyH_heap *h, const void *raw, const void *user,
+                                   tallyH_block *b, const char *what)
+{
+    return block_find_at(h, (uintptr_t)raw, (uintptr_t)user, b, what);
+}
+
+/* A live block the heap itself handed out (no checks). */
+void tallyH_block_of(void *raw, tallyH_block *b)
+{
+    tallyH_pool *p = tallyH_pool_of(raw);
+    if (p->tag == tallyH_tag(p->heap, p, TALLY_POOL_SMALL)) {
+        int64_t idx = tallyH_pool_index(p, (uintptr_t)raw);
+        *b = (tallyH_block){p, raw, p->bsize, (uint32_t)idx, false};
+    } else {
+        *b = (tallyH_block){p, raw, p->lsize, 0, true};
+    }
+}
+
+void tallyH_count_free_block(tallyH_heap *h, const tallyH_block *b)
+{
+    tallyH_count_free(h, b->size);
+    if (b->large) {
+        h->large_blocks--;
+        h->large_bytes -= b->size;
+    }
+}
+
+/* Returns a block to its pool or region (counting is the caller's). */
+void tallyH_release(tallyH_heap *h, const tallyH_block *b)
+{
+    tallyH_pool *p = b->pool;
+    if (!b->large) {
+        tallyH_pool_put(h, p, b->index);
+        return;
+    }
+    if (p->region == NULL) {
+        huge_free(h, p);
+        return;
+    }
+    p->tag = 0;
+    tallyH_units_free(h, p->region, (uint8_t *)p, p->nunits);
+}
+
+static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    if (h->debug) {
+        tallyH_debug_free(h, ptr);
+        return;
+    }
+    tallyH_block b;
+    if (tallyH_block_find(h, ptr, &b, "free") != TALLY_OK)
+        return;
+    tallyB_anno_free(b.addr, b.size);
+    tallyH_count_free_block(h, &b);
+    tallyH_release(h, &b);
+}
+
+void tally_free(tally_rt *rt, void *ptr)
+{
+    tallyH_heap *h = heap_of(rt);
+    uintptr_t a = (uintptr_t)ptr;
+    if (TALLY_LIKELY(!h->slow && tallyH_owns(h, a))) {
+        tallyH_pool *p = tallyH_pool_of(ptr);
+        if (TALLY_LIKELY(p->tag == tallyH_tag(h, p, TALLY_POOL_SMALL))) {
+            int64_t idx = tallyH_pool_index(p, a);
+            if (TALLY_LIKELY(idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx))) {
+                TALLY_ASAN_POISON(ptr, p->bsize);
+                tallyH_count_free(h, p->bsize);
+                tallyH_pool_put(h, p, (uint32_t)idx);
+                return;
+            }
+        }
+    }
+    free_slow(h, ptr);
+}
+
+/* ---- realloc ----------------------------------------------------------------------- */
+
+/* Resizes large block b in place to hold n bytes, if its region allows. */
+static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
+{
+    tallyH_pool *p = b->pool;
+    if (n <= h->class_max)
+        return false; /* a pool class serves it with less waste */
+    if (p->region == NULL)
+        return n <= p->lsize && n >= p->lsize / 2;
+    size_t want = pools_for(n);
+    if (want == p->nunits)
+        return true;
+    if (want < p->nunits) {
+        uint32_t drop = p->nunits - (uint32_t)want;
+        tallyH_units_free(h, p->region, (uint8_t *)p + (want << TALLY_POOL_SHIFT), drop);
+    } else if (want >= UINT32_MAX || !tallyH_units_extend(h, p->region, (uint8_t *)p,
+                                                          p->nunits, (uint32_t)want)) {
+        return false;
+    }
+    size_t lsize = (want << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR;
+    tallyB_anno_resize(p->data, p->lsize, lsize);
+    h->in_use = h->in_use - p->lsize + lsize;
+    if (h->in_use > h->in_use_peak)
+        h->in_use_peak = h->in_use;
+    h->large_bytes = h->large_bytes - p->lsize + lsize;
+    p->nunits = (uint32_t)want;
+    p->lsize = lsize;
+    return true;
+}
+
+static bool fits_in_place(tallyH_heap *h, tallyH_block *b, size_t n)
+{
+    if (b->large)
+        return large_resize(h, b, n);
+    /* Keep a small block unless it would waste more than half of itself. */
+    return n <= b->size && (n > b->size / 2 || b->size <= 16);
+}
+
+void *tally_realloc(tally_rt *rt, void *p, size_t n)
+{
+    tallyH_heap *h = heap_of(rt);
+    if (p == NULL)
+        return tally_malloc(rt, n);
+    if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
+        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
+                         h->fault_alloc.requests);
+        return NULL;
+    }
+    if (n == 0)
+        n = 1;
+    if (h->debug)
+        return tallyH_debug_realloc(h, p, n);
+    tallyH_block b;
+    if (tallyH_block_find(h, p, &b, "realloc") != TALLY_OK)
+        return NULL;
+    if (n > TALLY_MAX_REQUEST) {
+        tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
+        return NULL;
+    }
+    if (fits_in_place(h, &b, n))
+        return p;
+    uint8_t *q = tallyH_alloc(h, n);
+    if (q == NULL)
+        return NULL;
+    tallyH_block qb;
+    tallyH_block_of(q, &qb);
+    tallyB_anno_alloc(q, qb.size, 0);
+    memcpy(q, p, n < b.size ? n : b.size);
+    tallyB_anno_free(b.addr, b.size);
+    tallyH_count_free_block(h, &b);
+    tallyH_release(h, &b);
+    return q;
+}
+
+/* ---- queries ------------------------------------------------------------------------ */
+
+size_t tally_usable_size(const void *ptr)
+{
+    if (ptr == NULL)
+        return 0;
+    const tallyH_pool *p = tallyH_pool_of(ptr);
+    const tallyH_heap *h = p->heap;
+    if (h->debug)
+        return tallyH_debug_usable(ptr);
+    if (p->tag == tallyH_tag(h, p, TALLY_POOL_SMALL))
+        return p->bsize;
+    if (p->tag == tallyH_tag(h, p, TALLY_POOL_LARGE))
+        return p->lsize;
+    return 0;
+}
+
+tally_rt *tally_runtime_of(const void *ptr)
+{
+    if (ptr == NULL)
+        return NULL;
+    return (tally_rt *)(void *)tallyH_pool_of(ptr)->heap;
+}
+
+/* ---- fault injection ---------------------------------------------------------------- */
+
+static tallyH_fault *fault_of(tallyH_heap *h, tally_fault_kind kind)
+{
+    if (kind == TALLY_FAULT_BACKEND)
+        return &h->fault_backend;
+    if (kind == TALLY_FAULT_ALLOC)
+        return &h->fault_alloc;
+    return NULL;
+}
+
+void tally_fault_inject(tally_rt *rt, tally_fault_kind kind, unsigned long nth, unsigned flags)
+{
+    tallyH_heap *h = heap_of(rt);
+    tallyH_fault *f = fault_of(h, kind);
+    if (f == NULL) {
+        tallyB_error_set(&h->err, TALLY_EINVAL, "unknown fault kind %d", (int)kind);
+        return;
+    }
+    f->countdown = nth;
+    f->persist = (flags & TALLY_FAULT_PERSIST) != 0;
+    f->firing = false;
+    tallyH_update_slow(h);
+}
+
+unsigned long tally_fault_requests(const tally_rt *rt, tally_fault_kind kind)
+{
+    tallyH_heap *h = heap_of((tally_rt *)rt);
+    if (kind == TALLY_FAULT_ALLOC)
+        return (unsigned long)h->nalloc + h->fault_alloc.failures;
+    tallyH_fault *f = fault_of(h, kind);
+    return f ? f->requests : 0;
+}
+
+unsigned long tally_fault_failures(const tally_rt *rt, tally_fault_kind kind)
+{
+    tallyH_fault *f = fault_of(heap_of((tally_rt *)rt), kind);
+    return f ? f->failures : 0;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------ */
+
+static uintptr_t make_cookie(const tallyH_heap *h)
+{
+    /* Secret for pool tags: mixes the heap's and the stack's (randomised) addresses
+     * with a timestamp-free counter-less hash (splitmix64 finaliser). */
+    uintptr_t local = 0;
+    uint64_t x = (uint64_t)(uintptr_t)h ^ ((uint64_t)(uintptr_t)&local << 17) ^ 0x9e3779b97f4a7c15ull;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return (uintptr_t)(x & ~(uint64_t)7); /* low bits stay free for the kind */
+}
+
+int tallyH_init(tallyH_heap *h, const tally_config *cfg)
+{
+    tallyB_error_init(&h->err, cfg->report, cfg->report_arg);
+    h->cookie = make_cookie(h);
+    tallyH_classes_init(h);
+    h->debug = cfg->debug;
+    h->limit = cfg->memory ? 0 : cfg->max_bytes;
+    h->retain = cfg->retain_arenas ? cfg->retain_arenas : 2;
+    h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os();
+    h->owner_leaf_bits = TALLY_OWNER_ADDR_BITS - TALLY_ARENA_SHIFT - TALLY_OWNER_ROOT_BITS;
+    h->on_valgrind = TALLY_ON_VALGRIND();
+    tallyH_update_slow(h);
+    return 0;
+}
+
+static int forget_block(void *block, size_t size, void *arg)
+{
+    (void)arg;
+    tallyB_anno_free(block, size);
+    return 0;
+}
+
+void tallyH_destroy(tallyH_heap *h)
+{
+    /* Under Valgrind, blocks still live at close are released with the heap, not
+     * leaked: say so, or memcheck would report them. */
+    if (h->on_valgrind)
+        tally_heap_visit((tally_rt *)(void *)h, forget_block, NULL);
+    tallyH_regions_destroy(h);
+    tallyH_owner_destroy(h);
+}

@@ -1,0 +1,318 @@
+/* heap.h - internal structures of the private heap.
+ *
+ * Layout.  The heap is made of *pools* (TALLY_POOL_SIZE bytes, aligned to their
+ * size), grouped in *regions*: a hosted arena (64 pools from one backend mapping,
+ * the first holding the region header) or the one caller-given buffer.  Every pool
+ * starts with a header, so any block address masked with ~TALLY_POOL_MASK gives its
+ * pool, the pool gives its heap, and the heap is the first member of the runtime:
+ * the owner of a block is found in O(1) without a search.
+ *
+ *   arena (hosted, 2^TALLY_ARENA_SHIFT aligned)
+ *   +----------+---------+---------+-----+---------+
+ *   | region   | pool 1  | pool 2  | ... | pool 63 |
+ *   | header   |         |         |     |         |
+ *   +----------+---------+---------+-----+---------+
+ *   pool (small): | header | free bitmap | block 0 | block 1 | ... | block cap-1 |
+ *   pool (large): | header | one block spanning nunits pools ................... |
+ *
+ * Small pools serve one size class each.  Which blocks are free is kept ONLY in the
+ * pool header's bitmap (1 = free), never inside free blocks: allocation takes the
+ * lowest set bit, release sets it again.  So a write through a dangling pointer can
+ * never corrupt allocator metadata, a double free is detected in every mode (the bit
+ * is already set), and live blocks can be enumerated by walking bitmaps (what the
+ * collector needs, with no per-object list links).
+ *
+ * Ownership.  Before a pointer passed to tally_free() is dereferenced, the heap
+ * checks that it lies in memory the heap owns: a range check for the fixed buffer, a
+ * two-level radix bitmap of arenas for hosted heaps.  A foreign pointer is thus
+ * reported without being read.  Pool headers then carry a tag (their address XOR a
+ * per-heap secret XOR their kind), which catches pointers into free pools, into the
+ * middle of large blocks, and overwritten headers.
+ *
+ * Invariants.
+ *  - A small pool is on its class's `avail` list iff nfree > 0.
+ *  - A region is on the heap's `avail` list iff it has a free pool.
+ *  - A free pool's first word (its tag) is 0, or the pool is marked dirty in its
+ *    region, in which case its tag is cleared before the pool is reused for the
+ *    middle of a large block.
+ *  - h->in_use is the sum of the usable sizes of live blocks (quarantined debug
+ *    blocks excluded).
+ */
+#ifndef TALLY_HEAP_INTERNAL_H
+#define TALLY_HEAP_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "base/annotate.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "tally/heap.h"
+
+#define TALLY_POOL_SIZE ((size_t)1 << TALLY_POOL_SHIFT)
+#define TALLY_POOL_MASK (TALLY_POOL_SIZE - 1)
+#define TALLY_ARENA_SIZE ((size_t)1 << TALLY_ARENA_SHIFT)
+#define TALLY_ARENA_POOLS 64
+
+/* Pool kinds, folded into the header tag. */
+#define TALLY_POOL_SMALL 1u
+#define TALLY_POOL_LARGE 2u
+
+/* Region kinds. */
+#define TALLY_REGION_ARENA 1u
+#define TALLY_REGION_FIXED 2u
+
+/* Largest request the heap accepts: anything above cannot be mapped anyway and
+ * would overflow size arithmetic. */
+#define TALLY_MAX_REQUEST (((size_t)1 << 47) - TALLY_ARENA_SIZE)
+
+typedef struct tallyH_pool tallyH_pool;
+typedef struct tallyH_region tallyH_region;
+typedef struct tallyH_class tallyH_class;
+typedef struct tallyH_heap tallyH_heap;
+
+struct tallyH_pool {
+    uintptr_t tag;           /* (uintptr_t)this ^ heap->cookie ^ kind; 0 when free */
+    tallyH_heap *heap;       /* owner */
+    tallyH_region *region;   /* region holding this pool; NULL for a huge block */
+    uint8_t *data;           /* small: block 0; large: the block */
+    uint32_t bsize;          /* small: bytes per block */
+    uint32_t inv;            /* small: ceil(2^32 / bsize), for division by bsize */
+    uint32_t span;           /* small: cap * bsize, bytes covered by blocks */
+    uint16_t cap;            /* small: blocks in the pool */
+    uint16_t nfree;          /* small: free blocks */
+    uint16_t hint;           /* small: no free bit below freemap[hint] */
+    uint16_t cls;            /* small: size-class index */
+    uint32_t nunits;         /* pools covered: 1 for small, the span for large */
+    tallyH_pool *next;       /* small: class avail list; huge: heap's huge list */
+    tallyH_pool *prev;
+    size_t lsize;            /* large: usable bytes of the block */
+    uint64_t freemap[];      /* small: cap bits, 1 = free */
+};
+
+#define TALLY_LARGE_HDR TALLY_ALIGN_UP(sizeof(tallyH_pool), 16)
+
+struct tallyH_region {
+    uintptr_t tag;            /* (uintptr_t)this ^ heap->cookie */
+    tallyH_heap *heap;        /* owner */
+    tallyH_region *next;      /* all regions of the heap */
+    tallyH_region *prev;
+    tallyH_region *anext;     /* regions with a free pool (h->avail) */
+    tallyH_region *aprev;
+    uint8_t *base;            /* first pool */
+    uint32_t npools;          /* pools managed */
+    uint32_t nfree;           /* of which free */
+    uint32_t kind;            /* TALLY_REGION_ARENA or _FIXED */
+    uint32_t nwords;          /* words in each map */
+    void *map_addr;           /* backend mapping (arena) */
+    size_t map_size;
+    uint64_t *freemap;        /* bit per pool: 1 = free */
+    uint64_t *dirtymap;       /* bit per pool: free, used before, not purged */
+    uint64_t maps[2];         /* the two maps of an arena (one word each) */
+};
+
+struct tallyH_class {
+    tallyH_pool *avail;       /* pools with a free block (head is used first) */
+    uint32_t bsize;           /* block size */
+    uint32_t inv;             /* ceil(2^32 / bsize) */
+    uint16_t cap;             /* blocks per pool */
+    uint16_t hdr;             /* pool header bytes, bitmap included */
+    uint32_t npools;          /* pools serving this class */
+};
+
+/* One injectable fault (SQLite's fault.c idea). */
+typedef struct tallyH_fault {
+    unsigned long requests;   /* requests seen */
+    unsigned long failures;   /* requests failed on purpose */
+    unsigned long countdown;  /* fail when it reaches 0 after decrement; 0 = off */
+    bool persist;             /* keep failing after the first */
+    bool firing;              /* persist mode has started failing */
+} tallyH_fault;
+
+/* A block seen from its pointer (see tallyH_block_find). */
+typedef struct tallyH_block {
+    tallyH_pool *pool;
+    uint8_t *addr;            /* start of the block */
+    size_t size;              /* usable bytes of the block */
+    uint32_t index;           /* small: block index in its pool */
+    bool large;
+} tallyH_block;
+
+typedef struct tallyH_quarantine {
+    uint8_t *slot[TALLY_QUARANTINE_SLOTS]; /* debug blocks (raw addresses), FIFO */
+    unsigned head, count;
+    size_t bytes;             /* their total size */
+} tallyH_quarantine;
+
+/* Called when memory runs out, before the heap gives up: may free memory (the
+ * collector runs a full collection there) and returns nonzero to ask for a retry. */
+typedef int (*tallyH_exhausted_fn)(tallyH_heap *h, size_t request, void *arg);
+
+struct tallyH_heap {
+    /* -- hot: read by every fast path -- */
+    uint32_t slow;            /* nonzero: all calls take the slow path */
+    uint32_t fixed;           /* fixed-buffer backend */
+    uintptr_t lo;             /* owned address range [lo, lo + span) (bounding box) */
+    uintptr_t span;
+    uint64_t **owner_root;    /* hosted: radix of owned arenas (owner.c) */
+    uintptr_t cookie;         /* secret mixed into pool tags */
+    size_t in_use;            /* usable bytes of live blocks */
+    size_t in_use_peak;
+    unsigned long long nalloc;
+    unsigned long long nfree;
+    tallyH_class classes[TALLY_MAX_CLASSES];
+
+    /* -- size classes -- */
+    int nclasses;             /* classes in use */
+    uint32_t class_max;       /* largest class size; above: large blocks */
+
+    /* -- regions -- */
+    tallyH_region *regions;   /* all regions */
+    tallyH_region *avail;     /* regions with a free pool, fullest-first-ish */
+    tallyH_pool *huge;        /* hosted huge blocks (own mapping each) */
+    size_t narenas;           /* arenas mapped */
+    size_t narenas_peak;
+    size_t nempty;            /* arenas with every pool free */
+    size_t retain;            /* empty arenas kept at least */
+    size_t reserved;          /* bytes held from the backend / usable buffer */
+    size_t reserved_peak;
+    size_t limit;             /* max_bytes (hosted), 0 = none */
+    size_t large_blocks;
+    size_t large_bytes;
+    unsigned long long nmaps;   /* backend map calls (or buffer carve-outs) */
+    unsigned long long nunmaps;
+
+    /* -- backend -- */
+    tally_backend backend;
+    unsigned owner_leaf_bits;
+
+    /* -- checking -- */
+    int debug;                /* TALLY_DEBUG_* level */
+    bool on_valgrind;
+    tallyH_fault fault_backend;
+    tallyH_fault fault_alloc;
+    tallyH_quarantine quarantine;
+    tallyH_exhausted_fn exhausted;
+    void *exhausted_arg;
+    tallyB_errstate err;
+};
+
+/* ---- inline helpers ---------------------------------------------------------- */
+
+TALLY_INLINE tallyH_pool *tallyH_pool_of(const void *p)
+{
+    return (tallyH_pool *)((uintptr_t)p & ~(uintptr_t)TALLY_POOL_MASK);
+}
+
+TALLY_INLINE uintptr_t tallyH_tag(const tallyH_heap *h, const void *hdr, unsigned kind)
+{
+    return (uintptr_t)hdr ^ h->cookie ^ kind;
+}
+
+/* Hosted ownership: one bit per arena-sized granule, two levels (owner.c). */
+#define TALLY_OWNER_ROOT_BITS 13
+#define TALLY_OWNER_ADDR_BITS 48
+TALLY_INLINE bool tallyH_owner_test(const tallyH_heap *h, uintptr_t a)
+{
+    uintptr_t g = a >> TALLY_ARENA_SHIFT;
+    const uint64_t *leaf = h->owner_root[g >> h->owner_leaf_bits];
+    if (leaf == NULL)
+        return false;
+    uintptr_t i = g & (((uintptr_t)1 << h->owner_leaf_bits) - 1);
+    return (leaf[i >> 6] >> (i & 63)) & 1;
+}
+
+/* Does the heap own address a?  Never dereferences a. */
+TALLY_INLINE bool tallyH_owns(const tallyH_heap *h, uintptr_t a)
+{
+    if (a - h->lo >= h->span)
+        return false;
+    return h->fixed || tallyH_owner_test(h, a);
+}
+
+/* Index of block at byte offset off of a pool with the given reciprocal: exact for
+ * every offset within a pool (checked exhaustively by the tests). */
+TALLY_INLINE uint32_t tallyH_div(uint32_t off, uint32_t inv)
+{
+    return (uint32_t)(((uint64_t)off * inv) >> 32);
+}
+
+TALLY_INLINE uint32_t tallyH_reciprocal(uint32_t bsize)
+{
+    return (uint32_t)((((uint64_t)1 << 32) + bsize - 1) / bsize);
+}
+
+/* ---- sizeclass.c --------------------------------------------------------------- */
+TALLY_INTERNAL void tallyH_classes_init(tallyH_heap *h);
+/* Class index for a request of n bytes (1 <= n <= h->class_max). */
+TALLY_INTERNAL int tallyH_class_index(const tallyH_heap *h, size_t n);
+TALLY_INTERNAL size_t tallyH_small_header(uint32_t cap);
+
+/* ---- pool.c -------------------------------------------------------------------- */
+TALLY_INTERNAL tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls);
+TALLY_INTERNAL void tallyH_pool_became_nonfull(tallyH_heap *h, tallyH_pool *p);
+TALLY_INTERNAL void tallyH_pool_became_empty(tallyH_heap *h, tallyH_pool *p);
+TALLY_INTERNAL void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p);
+TALLY_INTERNAL void tallyH_pool_release(tallyH_heap *h, tallyH_pool *p);
+TALLY_INTERNAL size_t tallyH_pools_release_empty(tallyH_heap *h);
+
+/* ---- region.c ------------------------------------------------------------------ */
+/* n contiguous free pools (marked used), or NULL with the error set. */
+TALLY_INTERNAL uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out);
+TALLY_INTERNAL void tallyH_units_free(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32_t n);
+/* Tries to take the n pools following [unit, unit + have) in place. */
+TALLY_INTERNAL bool tallyH_units_extend(tallyH_heap *h, tallyH_region *r, uint8_t *unit,
+                                        uint32_t have, uint32_t want);
+TALLY_INTERNAL tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem,
+                                                       size_t size, uint8_t **prefix_end);
+TALLY_INTERNAL bool tallyH_region_pool_free(const tallyH_region *r, const uint8_t *unit);
+/* Widens the owned-address bounding box to cover [base, base + size). */
+TALLY_INTERNAL void tallyH_span_include(tallyH_heap *h, uintptr_t base, size_t size);
+TALLY_INTERNAL size_t tallyH_regions_trim(tallyH_heap *h);
+TALLY_INTERNAL void tallyH_regions_destroy(tallyH_heap *h);
+/* A request for backend memory, through fault injection and the limit. */
+TALLY_INTERNAL void *tallyH_backend_map(tallyH_heap *h, size_t size, size_t align);
+TALLY_INTERNAL void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size);
+TALLY_INTERNAL bool tallyH_fault_hit(tallyH_fault *f);
+
+/* ---- owner.c ------------------------------------------------------------------- */
+TALLY_INTERNAL int tallyH_owner_add(tallyH_heap *h, uintptr_t base, size_t size);
+TALLY_INTERNAL void tallyH_owner_remove(tallyH_heap *h, uintptr_t base, size_t size);
+TALLY_INTERNAL void tallyH_owner_destroy(tallyH_heap *h);
+TALLY_INTERNAL size_t tallyH_owner_root_bytes(void);
+
+/* ---- backend_os.c -------------------------------------------------------------- */
+TALLY_INTERNAL const tally_backend *tallyH_backend_os(void);
+TALLY_INTERNAL size_t tallyH_page_size(void);
+
+/* ---- heap.c -------------------------------------------------------------------- */
+TALLY_INTERNAL int tallyH_init(tallyH_heap *h, const tally_config *cfg);
+TALLY_INTERNAL void tallyH_destroy(tallyH_heap *h);
+TALLY_INTERNAL void *tallyH_alloc(tallyH_heap *h, size_t n);
+TALLY_INTERNAL void tallyH_release(tallyH_heap *h, const tallyH_block *b);
+TALLY_INTERNAL tally_error tallyH_block_find(tallyH_heap *h, const void *p, tallyH_block *b,
+                                             const char *what);
+/* Same, for a raw block address behind a different user pointer (debug layout). */
+TALLY_INTERNAL tally_error tallyH_block_find_user(tallyH_heap *h, const void *raw,
+                                                  const void *user, tallyH_block *b,
+                                                  const char *what);
+/* A live block the heap handed out itself (no checks). */
+TALLY_INTERNAL void tallyH_block_of(void *raw, tallyH_block *b);
+TALLY_INTERNAL void tallyH_count_free_block(tallyH_heap *h, const tallyH_block *b);
+TALLY_INTERNAL void tallyH_update_slow(tallyH_heap *h);
+
+/* ---- debug.c ------------------------------------------------------------------- */
+TALLY_INTERNAL void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero);
+TALLY_INTERNAL void tallyH_debug_free(tallyH_heap *h, void *p);
+TALLY_INTERNAL void *tallyH_debug_realloc(tallyH_heap *h, void *p, size_t n);
+TALLY_INTERNAL size_t tallyH_debug_usable(const void *p);
+TALLY_INTERNAL size_t tallyH_debug_user_size(const uint8_t *raw);
+#define TALLY_DEBUG_HEAD 16u
+TALLY_INTERNAL void tallyH_debug_pool_init(tallyH_pool *p);
+TALLY_INTERNAL bool tallyH_quarantine_flush(tallyH_heap *h);
+TALLY_INTERNAL long tallyH_debug_check_block(tallyH_heap *h, uint8_t *b, size_t size, bool live);
+
+/* ---- stats.c ------------------------------------------------------------------- */
+typedef int (*tallyH_pool_visitor)(tallyH_heap *h, tallyH_pool *p, void *arg);
+TALLY_INTERNAL int tallyH_walk_pools(tallyH_heap *h, tallyH_pool_visitor fn, void *arg);
+
+#endif /* TALLY_HEAP_INTERNAL_H */

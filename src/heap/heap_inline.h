@@ -1,0 +1,76 @@
+/* heap_inline.h - the allocation and release fast paths, inline.
+ *
+ * Taking a block: the lowest set bit of the pool's free bitmap, starting at the
+ * word `hint` below which no bit is set.  Giving one back: divide its offset by the
+ * block size (multiplication by a reciprocal), refuse if it is not a block start
+ * or its bit is already set, then set the bit.  List transitions (pool full, pool
+ * no longer full, pool empty) are rare and out of line in pool.c.
+ */
+#ifndef TALLY_HEAP_INLINE_H
+#define TALLY_HEAP_INLINE_H
+
+#include "heap/heap.h"
+
+TALLY_INLINE void tallyH_count_alloc(tallyH_heap *h, size_t size)
+{
+    h->in_use += size;
+    if (h->in_use > h->in_use_peak)
+        h->in_use_peak = h->in_use;
+    h->nalloc++;
+}
+
+/* Takes a free block from p (which has one), the head of class c's list. */
+TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_heap *h, tallyH_class *c, tallyH_pool *p)
+{
+    uint32_t w = p->hint;
+    uint64_t bits;
+    while ((bits = p->freemap[w]) == 0)
+        w++;
+    p->freemap[w] = bits & (bits - 1);
+    p->hint = (uint16_t)w;
+    uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
+    if (TALLY_UNLIKELY(--p->nfree == 0))
+        tallyH_pool_unlink(c, p);
+    tallyH_count_alloc(h, p->bsize);
+    return p->data + (size_t)idx * p->bsize;
+}
+
+/* Where a small block would be: its index, or -1 if off is not a block start. */
+TALLY_INLINE int64_t tallyH_pool_index(const tallyH_pool *p, uintptr_t a)
+{
+    uintptr_t off = a - (uintptr_t)p->data;
+    if (TALLY_UNLIKELY(off >= p->span))
+        return -1;
+    uint32_t idx = tallyH_div((uint32_t)off, p->inv);
+    if (TALLY_UNLIKELY((uintptr_t)idx * p->bsize != off))
+        return -1;
+    return idx;
+}
+
+TALLY_INLINE bool tallyH_pool_is_free(const tallyH_pool *p, uint32_t idx)
+{
+    return (p->freemap[idx >> 6] >> (idx & 63)) & 1;
+}
+
+TALLY_INLINE void tallyH_count_free(tallyH_heap *h, size_t size)
+{
+    h->in_use -= size;
+    h->nfree++;
+}
+
+/* Gives block idx (live) back to p.  Counting is the caller's (tallyH_count_free):
+ * debug mode counts a block free when it enters quarantine, not when it leaves. */
+TALLY_INLINE void tallyH_pool_put(tallyH_heap *h, tallyH_pool *p, uint32_t idx)
+{
+    uint32_t w = idx >> 6;
+    p->freemap[w] |= (uint64_t)1 << (idx & 63);
+    if (w < p->hint)
+        p->hint = (uint16_t)w;
+    uint32_t nfree = ++p->nfree;
+    if (TALLY_UNLIKELY(nfree == 1))
+        tallyH_pool_became_nonfull(h, p);
+    if (TALLY_UNLIKELY(nfree == p->cap))
+        tallyH_pool_became_empty(h, p);
+}
+
+#endif /* TALLY_HEAP_INLINE_H */

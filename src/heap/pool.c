@@ -1,0 +1,115 @@
+/* pool.c - small pools: creation, the class lists, and giving pools back.
+ *
+ * A class's `avail` list holds its pools that have a free block; allocation takes
+ * from the head.  A pool that fills leaves the list; a full pool that gets a block
+ * back returns to the head, so recently touched pools are reused first and pools
+ * that drain can empty out completely.  A pool that becomes empty is returned to
+ * its region unless it is the class's only pool with free blocks: keeping that one
+ * avoids giving back and re-creating a pool on every call of a program that
+ * allocates and frees a single block in a loop (the "lone pair" case that makes
+ * mimalloc 2.x slow).
+ *
+ * The allocation fast path itself (taking a bit from the bitmap) is inline in
+ * heap_inline.h; this file has the transitions between list states.
+ */
+#include <string.h>
+
+#include "heap/heap.h"
+#include "heap/heap_inline.h"
+
+tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls)
+{
+    tallyH_class *c = &h->classes[cls];
+    tallyH_region *r;
+    uint8_t *u = tallyH_units_alloc(h, 1, &r);
+    if (u == NULL)
+        return NULL;
+    tallyH_pool *p = (tallyH_pool *)u;
+    tallyB_anno_access(u, c->hdr);
+    p->heap = h;
+    p->region = r;
+    p->data = u + c->hdr;
+    p->bsize = c->bsize;
+    p->inv = c->inv;
+    p->span = (uint32_t)c->cap * c->bsize;
+    p->cap = c->cap;
+    p->nfree = c->cap;
+    p->hint = 0;
+    p->cls = (uint16_t)cls;
+    p->nunits = 1;
+    p->lsize = 0;
+    uint32_t words = (c->cap + 63u) / 64u;
+    memset(p->freemap, 0xff, words * sizeof(uint64_t));
+    if (c->cap % 64)
+        p->freemap[words - 1] = ((uint64_t)1 << (c->cap % 64)) - 1;
+    p->tag = tallyH_tag(h, p, TALLY_POOL_SMALL);
+    if (h->debug)
+        tallyH_debug_pool_init(p);
+    tallyB_anno_noaccess(p->data, p->span);
+    p->prev = NULL;
+    p->next = c->avail;
+    if (c->avail)
+        c->avail->prev = p;
+    c->avail = p;
+    c->npools++;
+    return p;
+}
+
+void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        c->avail = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->next = p->prev = NULL;
+}
+
+/* A full pool got a block back: it goes to the head of its class's list. */
+void tallyH_pool_became_nonfull(tallyH_heap *h, tallyH_pool *p)
+{
+    tallyH_class *c = &h->classes[p->cls];
+    p->prev = NULL;
+    p->next = c->avail;
+    if (c->avail)
+        c->avail->prev = p;
+    c->avail = p;
+}
+
+/* Returns a pool's pool-sized unit to its region. */
+void tallyH_pool_release(tallyH_heap *h, tallyH_pool *p)
+{
+    tallyH_class *c = &h->classes[p->cls];
+    tallyH_pool_unlink(c, p);
+    c->npools--;
+    p->tag = 0;
+    tallyH_units_free(h, p->region, (uint8_t *)p, 1);
+}
+
+void tallyH_pool_became_empty(tallyH_heap *h, tallyH_pool *p)
+{
+    tallyH_class *c = &h->classes[p->cls];
+    bool alone = c->avail == p && p->next == NULL;
+    if (!alone)
+        tallyH_pool_release(h, p);
+}
+
+/* Releases the empty pools that classes keep for reuse (before giving up on an
+ * allocation, and on trim).  Returns how many were released. */
+size_t tallyH_pools_release_empty(tallyH_heap *h)
+{
+    size_t n = 0;
+    for (int i = 0; i < h->nclasses; i++) {
+        tallyH_pool *p = h->classes[i].avail;
+        while (p) {
+            tallyH_pool *next = p->next;
+            if (p->nfree == p->cap) {
+                tallyH_pool_release(h, p);
+                n++;
+            }
+            p = next;
+        }
+    }
+    return n;
+}

@@ -1,0 +1,460 @@
+/* region.c - regions of pools: hosted arenas, the fixed buffer, runs of pools.
+ *
+ * A region hands out runs of contiguous pools, tracked by a bitmap (1 = free): one
+ * pool for a small pool, several for a large block.  Hosted arenas are 64 pools
+ * from one backend mapping aligned to its size; pool 0 holds the region header, so
+ * 63 pools are usable and the bitmap is one word.  The fixed buffer is one region
+ * of however many pools fit; its header and bitmaps sit in the buffer's prefix.
+ *
+ * Arena hysteresis.  An arena whose pools are all free is not unmapped at once: up
+ * to max(retain, live arenas / 4) empty arenas are kept (at the tail of the avail
+ * list, so that partly used arenas are filled first and empty ones stay empty).  A
+ * program that oscillates around an arena boundary thus never maps and unmaps in a
+ * loop, and one that shrinks for good gives most memory back.  tally_heap_trim()
+ * releases everything that is unused, and purges free pools of live arenas.
+ *
+ * Dirty pools.  A pool freed after use keeps stale bytes, including possibly a
+ * valid-looking pool header.  Such pools are marked dirty; before a dirty pool
+ * becomes the middle of a large block its first word is cleared, so a stray free()
+ * into a large block can never be mistaken for a small block.  Purged and fresh
+ * pools read as zeros and need nothing.
+ */
+#include <string.h>
+
+#include "heap/heap.h"
+
+/* ---- bitmaps ------------------------------------------------------------------- */
+
+#define NONE UINT32_MAX
+
+/* First set bit at or after i, or NONE. */
+static uint32_t next_set(const uint64_t *map, uint32_t nbits, uint32_t i)
+{
+    if (i >= nbits)
+        return NONE;
+    uint32_t w = i >> 6, nwords = (nbits + 63) >> 6;
+    uint64_t bits = map[w] & (~(uint64_t)0 << (i & 63));
+    while (bits == 0) {
+        if (++w >= nwords)
+            return NONE;
+        bits = map[w];
+    }
+    uint32_t r = (w << 6) + (uint32_t)__builtin_ctzll(bits);
+    return r < nbits ? r : NONE;
+}
+
+/* First clear bit at or after i, or nbits. */
+static uint32_t next_clear(const uint64_t *map, uint32_t nbits, uint32_t i)
+{
+    if (i >= nbits)
+        return nbits;
+    uint32_t w = i >> 6, nwords = (nbits + 63) >> 6;
+    uint64_t bits = ~map[w] & (~(uint64_t)0 << (i & 63));
+    while (bits == 0) {
+        if (++w >= nwords)
+            return nbits;
+        bits = ~map[w];
+    }
+    uint32_t r = (w << 6) + (uint32_t)__builtin_ctzll(bits);
+    return r < nbits ? r : nbits;
+}
+
+/* Start of the first run of n set bits, or NONE (first fit). */
+static uint32_t find_run(const uint64_t *map, uint32_t nbits, uint32_t n)
+{
+    uint32_t i = 0;
+    for (;;) {
+        i = next_set(map, nbits, i);
+        if (i == NONE || i + n > nbits)
+            return NONE;
+        uint32_t j = next_clear(map, nbits, i);
+        if (j - i >= n)
+            return i;
+        i = j;
+    }
+}
+
+static void bits_set(uint64_t *map, uint32_t i, uint32_t n, bool on)
+{
+    for (uint32_t k = i; k < i + n; k++) {
+        uint64_t bit = (uint64_t)1 << (k & 63);
+        if (on)
+            map[k >> 6] |= bit;
+        else
+            map[k >> 6] &= ~bit;
+    }
+}
+
+static bool bit_get(const uint64_t *map, uint32_t i)
+{
+    return (map[i >> 6] >> (i & 63)) & 1;
+}
+
+/* ---- lists --------------------------------------------------------------------- */
+
+static void avail_unlink(tallyH_heap *h, tallyH_region *r)
+{
+    if (r->aprev)
+        r->aprev->anext = r->anext;
+    else
+        h->avail = r->anext;
+    if (r->anext)
+        r->anext->aprev = r->aprev;
+    r->anext = r->aprev = NULL;
+}
+
+static void avail_push_head(tallyH_heap *h, tallyH_region *r)
+{
+    r->aprev = NULL;
+    r->anext = h->avail;
+    if (h->avail)
+        h->avail->aprev = r;
+    h->avail = r;
+}
+
+static void avail_push_tail(tallyH_heap *h, tallyH_region *r)
+{
+    tallyH_region *t = h->avail;
+    if (t == NULL) {
+        avail_push_head(h, r);
+        return;
+    }
+    while (t->anext)
+        t = t->anext;
+    t->anext = r;
+    r->aprev = t;
+    r->anext = NULL;
+}
+
+static void regions_link(tallyH_heap *h, tallyH_region *r)
+{
+    r->prev = NULL;
+    r->next = h->regions;
+    if (h->regions)
+        h->regions->prev = r;
+    h->regions = r;
+}
+
+static void regions_unlink(tallyH_heap *h, tallyH_region *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->regions = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
+
+/* ---- backend requests ----------------------------------------------------------- */
+
+bool tallyH_fault_hit(tallyH_fault *f)
+{
+    f->requests++;
+    if (f->firing) {
+        f->failures++;
+        return true;
+    }
+    if (f->countdown != 0 && --f->countdown == 0) {
+        f->failures++;
+        f->firing = f->persist;
+        return true;
+    }
+    return false;
+}
+
+void *tallyH_backend_map(tallyH_heap *h, size_t size, size_t align)
+{
+    if (tallyH_fault_hit(&h->fault_backend)) {
+        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: backend request %lu failed",
+                         h->fault_backend.requests);
+        return NULL;
+    }
+    if (h->limit != 0 && (size > h->limit || h->reserved > h->limit - size)) {
+        tallyB_error_set(&h->err, TALLY_ELIMIT,
+                         "memory limit of %zu bytes reached (%zu reserved, %zu more needed)",
+                         h->limit, h->reserved, size);
+        return NULL;
+    }
+    void *p = h->backend.map(h->backend.ctx, size, align);
+    if (p == NULL) {
+        tallyB_error_set(&h->err, TALLY_ENOMEM, "the backend could not map %zu bytes", size);
+        return NULL;
+    }
+    TALLY_ASAN_UNPOISON(p, size); /* a recycled address may carry stale poison */
+    h->nmaps++;
+    h->reserved += size;
+    if (h->reserved > h->reserved_peak)
+        h->reserved_peak = h->reserved;
+    return p;
+}
+
+void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size)
+{
+    TALLY_ASAN_UNPOISON(p, size); /* shadow memory outlives the mapping */
+    h->backend.unmap(h->backend.ctx, p, size);
+    h->nunmaps++;
+    h->reserved -= size;
+}
+
+void tallyH_span_include(tallyH_heap *h, uintptr_t base, size_t size)
+{
+    uintptr_t lo = h->span ? h->lo : base;
+    uintptr_t hi = h->span ? h->lo + h->span : base + size;
+    if (base < lo)
+        lo = base;
+    if (base + size > hi)
+        hi = base + size;
+    h->lo = lo;
+    h->span = hi - lo;
+}
+
+/* ---- arenas -------------------------------------------------------------------- */
+
+static tallyH_region *arena_new(tallyH_heap *h)
+{
+    uint8_t *m = tallyH_backend_map(h, TALLY_ARENA_SIZE, TALLY_ARENA_SIZE);
+    if (m == NULL)
+        return NULL;
+    if (tallyH_owner_add(h, (uintptr_t)m, TALLY_ARENA_SIZE) != 0) {
+        tallyH_backend_unmap(h, m, TALLY_ARENA_SIZE);
+        return NULL;
+    }
+    tallyH_span_include(h, (uintptr_t)m, TALLY_ARENA_SIZE);
+
+    tallyH_region *r = (tallyH_region *)m;
+    memset(r, 0, sizeof *r);
+    r->tag = tallyH_tag(h, r, 0);
+    r->heap = h;
+    r->kind = TALLY_REGION_ARENA;
+    r->base = m + TALLY_POOL_SIZE;
+    r->npools = TALLY_ARENA_POOLS - 1;
+    r->nfree = r->npools;
+    r->nwords = 1;
+    r->map_addr = m;
+    r->map_size = TALLY_ARENA_SIZE;
+    r->freemap = &r->maps[0];
+    r->dirtymap = &r->maps[1];
+    r->freemap[0] = ((uint64_t)1 << r->npools) - 1;
+    r->dirtymap[0] = 0;
+    regions_link(h, r);
+    avail_push_head(h, r);
+    h->narenas++;
+    if (h->narenas > h->narenas_peak)
+        h->narenas_peak = h->narenas;
+    h->nempty++;
+    return r;
+}
+
+static void arena_release(tallyH_heap *h, tallyH_region *r)
+{
+    avail_unlink(h, r);
+    regions_unlink(h, r);
+    h->nempty--;
+    h->narenas--;
+    tallyH_owner_remove(h, (uintptr_t)r->map_addr, r->map_size);
+    tallyH_backend_unmap(h, r->map_addr, r->map_size);
+}
+
+/* An arena has just become empty.  Keep it at the tail of the avail list for reuse,
+ * then give back empty arenas beyond the cache limit, which shrinks with the heap. */
+static void arena_emptied(tallyH_heap *h, tallyH_region *r)
+{
+    h->nempty++;
+    avail_unlink(h, r);
+    avail_push_tail(h, r);
+    size_t live = h->narenas - h->nempty;
+    size_t keep = h->retain > live / 4 ? h->retain : live / 4;
+    tallyH_region *e = h->avail;
+    while (h->nempty > keep && e != NULL) {
+        tallyH_region *next = e->anext;
+        if (e->kind == TALLY_REGION_ARENA && e->nfree == e->npools)
+            arena_release(h, e);
+        e = next;
+    }
+}
+
+/* ---- runs of pools ------------------------------------------------------------- */
+
+static uint8_t *run_take(tallyH_heap *h, tallyH_region *r, uint32_t i, uint32_t n)
+{
+    if (r->nfree == r->npools && r->kind == TALLY_REGION_ARENA)
+        h->nempty--;
+    bits_set(r->freemap, i, n, false);
+    r->nfree -= n;
+    if (r->nfree == 0)
+        avail_unlink(h, r);
+    for (uint32_t k = i; k < i + n; k++) {
+        if (!bit_get(r->dirtymap, k))
+            continue;
+        bits_set(r->dirtymap, k, 1, false);
+        uint8_t *unit = r->base + ((size_t)k << TALLY_POOL_SHIFT);
+        tallyB_anno_access(unit, sizeof(uintptr_t));
+        *(uintptr_t *)unit = 0;
+    }
+    return r->base + ((size_t)i << TALLY_POOL_SHIFT);
+}
+
+uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
+{
+    if (h->fixed && tallyH_fault_hit(&h->fault_backend)) {
+        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: pool request %lu failed",
+                         h->fault_backend.requests);
+        return NULL;
+    }
+    for (tallyH_region *r = h->avail; r; r = r->anext) {
+        if (r->nfree < n)
+            continue;
+        uint32_t i = n == 1 ? next_set(r->freemap, r->npools, 0)
+                            : find_run(r->freemap, r->npools, n);
+        if (i != NONE) {
+            *out = r;
+            if (h->fixed)
+                h->nmaps++;
+            return run_take(h, r, i, n);
+        }
+    }
+    if (h->fixed) {
+        tallyH_region *r = h->regions;
+        tallyB_error_set(&h->err, TALLY_ENOMEM,
+                         "fixed heap exhausted: no run of %u free pools of %zu bytes "
+                         "(%u of %u pools free)",
+                         n, TALLY_POOL_SIZE, r ? r->nfree : 0, r ? r->npools : 0);
+        return NULL;
+    }
+    TALLY_ASSERT(n < TALLY_ARENA_POOLS);
+    tallyH_region *r = arena_new(h);
+    if (r == NULL)
+        return NULL;
+    *out = r;
+    return run_take(h, r, 0, n);
+}
+
+void tallyH_units_free(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32_t n)
+{
+    uint32_t i = (uint32_t)((size_t)(unit - r->base) >> TALLY_POOL_SHIFT);
+    bool was_full = r->nfree == 0;
+    bits_set(r->freemap, i, n, true);
+    bits_set(r->dirtymap, i, n, true);
+    r->nfree += n;
+    if (was_full)
+        avail_push_head(h, r);
+    if (r->nfree == r->npools && r->kind == TALLY_REGION_ARENA)
+        arena_emptied(h, r);
+}
+
+bool tallyH_units_extend(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32_t have,
+                         uint32_t want)
+{
+    uint32_t i = (uint32_t)((size_t)(unit - r->base) >> TALLY_POOL_SHIFT);
+    if (i + want > r->npools)
+        return false;
+    if (next_clear(r->freemap, r->npools, i + have) < i + want)
+        return false;
+    run_take(h, r, i + have, want - have);
+    return true;
+}
+
+bool tallyH_region_pool_free(const tallyH_region *r, const uint8_t *unit)
+{
+    uint32_t i = (uint32_t)((size_t)(unit - r->base) >> TALLY_POOL_SHIFT);
+    return bit_get(r->freemap, i);
+}
+
+/* ---- the fixed buffer ------------------------------------------------------------ */
+
+/* Lays a region over [mem, mem + size): header and bitmaps first, then as many
+ * aligned pools as fit.  Returns NULL if not even one pool fits. */
+tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem, size_t size,
+                                        uint8_t **prefix_end)
+{
+    uintptr_t start = TALLY_ALIGN_UP((uintptr_t)mem, 16);
+    uintptr_t end = (uintptr_t)mem + size;
+    size_t max_pools = size >> TALLY_POOL_SHIFT;
+    size_t words = (max_pools + 63) / 64;
+    uintptr_t maps = start + TALLY_ALIGN_UP(sizeof(tallyH_region), 16);
+    uintptr_t base = TALLY_ALIGN_UP(maps + 2 * words * sizeof(uint64_t), TALLY_POOL_SIZE);
+    if (base >= end || end - base < TALLY_POOL_SIZE)
+        return NULL;
+    size_t npools = (end - base) >> TALLY_POOL_SHIFT;
+
+    tallyH_region *r = (tallyH_region *)start;
+    memset(r, 0, sizeof *r);
+    r->tag = tallyH_tag(h, r, 0);
+    r->heap = h;
+    r->kind = TALLY_REGION_FIXED;
+    r->base = (uint8_t *)base;
+    r->npools = (uint32_t)npools;
+    r->nfree = r->npools;
+    r->nwords = (uint32_t)words;
+    r->freemap = (uint64_t *)maps;
+    r->dirtymap = r->freemap + words;
+    memset(r->freemap, 0, 2 * words * sizeof(uint64_t));
+    bits_set(r->freemap, 0, r->npools, true);
+    /* The caller's buffer holds arbitrary bytes: every pool starts dirty. */
+    bits_set(r->dirtymap, 0, r->npools, true);
+    regions_link(h, r);
+    avail_push_head(h, r);
+    h->lo = base;
+    h->span = npools << TALLY_POOL_SHIFT;
+    h->reserved = h->reserved_peak = h->span;
+    *prefix_end = (uint8_t *)base;
+    return r;
+}
+
+/* ---- trim and teardown ------------------------------------------------------------ */
+
+/* Purges the dirty free pools of r; returns bytes purged. */
+static size_t region_purge(tallyH_heap *h, tallyH_region *r)
+{
+    if (h->backend.purge == NULL || r->kind != TALLY_REGION_ARENA)
+        return 0;
+    size_t bytes = 0;
+    uint32_t i = 0;
+    while ((i = next_set(r->dirtymap, r->npools, i)) != NONE) {
+        uint32_t j = next_clear(r->dirtymap, r->npools, i);
+        size_t len = (size_t)(j - i) << TALLY_POOL_SHIFT;
+        h->backend.purge(h->backend.ctx, r->base + ((size_t)i << TALLY_POOL_SHIFT), len);
+        bits_set(r->dirtymap, i, j - i, false);
+        bytes += len;
+        i = j;
+    }
+    return bytes;
+}
+
+size_t tallyH_regions_trim(tallyH_heap *h)
+{
+    size_t bytes = 0;
+    tallyH_region *r = h->regions;
+    while (r) {
+        tallyH_region *next = r->next;
+        if (r->kind == TALLY_REGION_ARENA && r->nfree == r->npools) {
+            bytes += r->map_size;
+            arena_release(h, r);
+        } else {
+            bytes += region_purge(h, r);
+        }
+        r = next;
+    }
+    return bytes;
+}
+
+void tallyH_regions_destroy(tallyH_heap *h)
+{
+    while (h->huge) {
+        tallyH_pool *p = h->huge;
+        h->huge = p->next;
+        size_t size = (size_t)p->nunits << TALLY_POOL_SHIFT;
+        tallyH_owner_remove(h, (uintptr_t)p, size);
+        tallyH_backend_unmap(h, p, size);
+    }
+    while (h->regions) {
+        tallyH_region *r = h->regions;
+        h->regions = r->next;
+        if (r->kind == TALLY_REGION_ARENA) {
+            tallyH_owner_remove(h, (uintptr_t)r->map_addr, r->map_size);
+            tallyH_backend_unmap(h, r->map_addr, r->map_size);
+        }
+    }
+    h->avail = NULL;
+    h->narenas = h->nempty = 0;
+}
