@@ -41,35 +41,64 @@
 #define TALLY_ON_VALGRIND() 0
 #endif
 
+/* Valgrind sees each heap as a memory pool (its mempool API, which unlike
+ * MALLOCLIKE blocks also works when the heap lives inside a malloc'd buffer);
+ * `pool` is the heap's address.  Destroying the pool releases every block in it,
+ * so blocks still live at tally_close are not reported as leaks. */
+TALLY_INLINE void tallyB_anno_pool_create(const void *pool)
+{
+#if TALLY_VALGRIND
+    VALGRIND_CREATE_MEMPOOL(pool, 0, 0);
+#else
+    (void)pool;
+#endif
+}
+
+TALLY_INLINE void tallyB_anno_pool_destroy(const void *pool)
+{
+#if TALLY_VALGRIND
+    VALGRIND_DESTROY_MEMPOOL(pool);
+#else
+    (void)pool;
+#endif
+}
+
 /* A block is handed out: n bytes at p become addressable (defined if zeroed). */
-TALLY_INLINE void tallyB_anno_alloc(void *p, size_t n, int zeroed)
+TALLY_INLINE void tallyB_anno_alloc(const void *pool, void *p, size_t n, int zeroed)
 {
     TALLY_ASAN_UNPOISON(p, n);
 #if TALLY_VALGRIND
-    VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, zeroed);
+    VALGRIND_MEMPOOL_ALLOC(pool, p, n);
+    if (zeroed)
+        VALGRIND_MAKE_MEM_DEFINED(p, n);
 #else
+    (void)pool;
     (void)zeroed;
 #endif
 }
 
 /* A block is taken back: its n bytes at p become inaccessible. */
-TALLY_INLINE void tallyB_anno_free(void *p, size_t n)
+TALLY_INLINE void tallyB_anno_free(const void *pool, void *p, size_t n)
 {
 #if TALLY_VALGRIND
-    VALGRIND_FREELIKE_BLOCK(p, 0);
+    VALGRIND_MEMPOOL_FREE(pool, p);
+#else
+    (void)pool;
 #endif
     TALLY_ASAN_POISON(p, n);
 }
 
 /* A live block changed size in place. */
-TALLY_INLINE void tallyB_anno_resize(void *p, size_t old_n, size_t new_n)
+TALLY_INLINE void tallyB_anno_resize(const void *pool, void *p, size_t old_n, size_t new_n)
 {
     if (new_n > old_n)
         TALLY_ASAN_UNPOISON((char *)p + old_n, new_n - old_n);
     else
         TALLY_ASAN_POISON((char *)p + new_n, old_n - new_n);
 #if TALLY_VALGRIND
-    VALGRIND_RESIZEINPLACE_BLOCK(p, old_n, new_n, 0);
+    VALGRIND_MEMPOOL_CHANGE(pool, p, p, new_n);
+#else
+    (void)pool;
 #endif
 }
 

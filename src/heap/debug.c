@@ -162,7 +162,7 @@ void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero)
     memset(b + DBG_HEAD, zero ? 0 : POISON_ALLOC, n);
     memset(b + DBG_HEAD + n, POISON_GUARD, blk.size - DBG_HEAD - n);
     tallyB_anno_noaccess(b, blk.size);
-    tallyB_anno_alloc(b + DBG_HEAD, n, zero);
+    tallyB_anno_alloc(h, b + DBG_HEAD, n, zero);
     return b + DBG_HEAD;
 }
 
@@ -183,7 +183,7 @@ void tallyH_debug_free(tallyH_heap *h, void *u)
     uint8_t *b = debug_block(h, u, &blk, "free");
     if (b == NULL)
         return;
-    tallyB_anno_free(u, (size_t)size_word(b));
+    tallyB_anno_free(h, u, (size_t)size_word(b));
     tallyB_anno_access(b, blk.size);
     memset(b, POISON_FREE, blk.size);
     tallyB_anno_noaccess(b, blk.size);

@@ -62,11 +62,10 @@ static uint8_t *huge_alloc(tallyH_heap *h, size_t n)
     uint8_t *m = tallyH_backend_map(h, size, TALLY_ARENA_SIZE);
     if (m == NULL)
         return NULL;
-    if (tallyH_owner_add(h, (uintptr_t)m, TALLY_ARENA_SIZE) != 0) {
+    if (tallyH_owner_add(h, (uintptr_t)m) != 0) {
         tallyH_backend_unmap(h, m, size);
         return NULL;
     }
-    tallyH_span_include(h, (uintptr_t)m, size);
     tallyH_pool *p = (tallyH_pool *)m;
     large_init(h, p, NULL, 0, size - TALLY_LARGE_HDR);
     p->next = h->huge;
@@ -89,7 +88,7 @@ static void huge_free(tallyH_heap *h, tallyH_pool *p)
         p->next->prev = p->prev;
     size_t size = p->lsize + TALLY_LARGE_HDR;
     h->narenas--;
-    tallyH_owner_remove(h, (uintptr_t)p, TALLY_ARENA_SIZE);
+    tallyH_owner_remove(h, (uintptr_t)p);
     tallyH_backend_unmap(h, p, size);
 }
 
@@ -127,11 +126,11 @@ static uint8_t *alloc_once(tallyH_heap *h, size_t n)
         return b;
     }
     int ci = tallyH_class_index(h, n);
-    tallyH_class *c = &h->classes[ci];
-    tallyH_pool *p = c->avail;
+    tallyH_pool *p = h->classes[ci].avail;
     if (p == NULL && (p = tallyH_pool_new(h, ci)) == NULL)
         return NULL;
-    return tallyH_pool_take(h, c, p);
+    uint8_t *b = tallyH_pool_take(h, p);
+    return p->nfree == 0 ? tallyH_pool_filled(h, p, b) : b;
 }
 
 /* Frees what can be freed without losing anything; true if a retry may succeed. */
@@ -178,7 +177,7 @@ static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
         return NULL;
     tallyH_block blk;
     tallyH_block_of(b, &blk);
-    tallyB_anno_alloc(b, blk.size, zero);
+    tallyB_anno_alloc(h, b, blk.size, zero);
     if (zero && !(blk.large && blk.pool->region == NULL)) /* huge: fresh, zero mapping */
         memset(b, 0, n);
     return b;
@@ -189,11 +188,12 @@ void *tally_malloc(tally_rt *rt, size_t n)
     tallyH_heap *h = heap_of(rt);
     size_t m = n - 1; /* n == 0 wraps and takes the slow path */
     if (TALLY_LIKELY(m < TALLY_SMALL_MAX && !h->slow)) {
-        tallyH_class *c = &h->classes[m >> 4];
-        tallyH_pool *p = c->avail;
+        tallyH_pool *p = h->classes[m >> 4].avail;
         if (TALLY_LIKELY(p != NULL)) {
-            uint8_t *b = tallyH_pool_take(h, c, p);
-            TALLY_ASAN_UNPOISON(b, c->bsize);
+            uint8_t *b = tallyH_pool_take(h, p);
+            TALLY_ASAN_UNPOISON(b, p->bsize);
+            if (TALLY_UNLIKELY(p->nfree == 0))
+                return tallyH_pool_filled(h, p, b);
             return b;
         }
     }
@@ -347,7 +347,8 @@ void tallyH_release(tallyH_heap *h, const tallyH_block *b)
 {
     tallyH_pool *p = b->pool;
     if (!b->large) {
-        tallyH_pool_put(h, p, b->index);
+        if (tallyH_pool_needs_change(p, tallyH_pool_put(p, b->index)))
+            tallyH_pool_changed(h, p);
         return;
     }
     if (p->region == NULL) {
@@ -369,7 +370,7 @@ static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
     tallyH_block b;
     if (tallyH_block_find(h, ptr, &b, "free") != TALLY_OK)
         return;
-    tallyB_anno_free(b.addr, b.size);
+    tallyB_anno_free(h, b.addr, b.size);
     tallyH_count_free_block(h, &b);
     tallyH_release(h, &b);
 }
@@ -385,7 +386,8 @@ void tally_free(tally_rt *rt, void *ptr)
             if (TALLY_LIKELY(idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx))) {
                 TALLY_ASAN_POISON(ptr, p->bsize);
                 tallyH_count_free(h, p->bsize);
-                tallyH_pool_put(h, p, (uint32_t)idx);
+                if (TALLY_UNLIKELY(tallyH_pool_needs_change(p, tallyH_pool_put(p, (uint32_t)idx))))
+                    tallyH_pool_changed(h, p);
                 return;
             }
         }
@@ -414,7 +416,7 @@ static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
         return false;
     }
     size_t lsize = (want << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR;
-    tallyB_anno_resize(p->data, p->lsize, lsize);
+    tallyB_anno_resize(h, p->data, p->lsize, lsize);
     h->in_use = h->in_use - p->lsize + lsize;
     if (h->in_use > h->in_use_peak)
         h->in_use_peak = h->in_use;
@@ -460,9 +462,9 @@ void *tally_realloc(tally_rt *rt, void *p, size_t n)
         return NULL;
     tallyH_block qb;
     tallyH_block_of(q, &qb);
-    tallyB_anno_alloc(q, qb.size, 0);
+    tallyB_anno_alloc(h, q, qb.size, 0);
     memcpy(q, p, n < b.size ? n : b.size);
-    tallyB_anno_free(b.addr, b.size);
+    tallyB_anno_free(h, b.addr, b.size);
     tallyH_count_free_block(h, &b);
     tallyH_release(h, &b);
     return q;
@@ -557,25 +559,14 @@ int tallyH_init(tallyH_heap *h, const tally_config *cfg)
     h->limit = cfg->memory ? 0 : cfg->max_bytes;
     h->retain = cfg->retain_arenas ? cfg->retain_arenas : 2;
     h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os();
-    h->owner_leaf_bits = TALLY_OWNER_ADDR_BITS - TALLY_ARENA_SHIFT - TALLY_OWNER_ROOT_BITS;
     h->on_valgrind = TALLY_ON_VALGRIND();
+    tallyB_anno_pool_create(h);
     tallyH_update_slow(h);
-    return 0;
-}
-
-static int forget_block(void *block, size_t size, void *arg)
-{
-    (void)arg;
-    tallyB_anno_free(block, size);
     return 0;
 }
 
 void tallyH_destroy(tallyH_heap *h)
 {
-    /* Under Valgrind, blocks still live at close are released with the heap, not
-     * leaked: say so, or memcheck would report them. */
-    if (h->on_valgrind)
-        tally_heap_visit((tally_rt *)(void *)h, forget_block, NULL);
+    tallyB_anno_pool_destroy(h);
     tallyH_regions_destroy(h);
-    tallyH_owner_destroy(h);
 }

@@ -23,8 +23,8 @@
  * collector needs, with no per-object list links).
  *
  * Ownership.  Before a pointer passed to tally_free() is dereferenced, the heap
- * checks that it lies in memory the heap owns: a range check for the fixed buffer, a
- * two-level radix bitmap of arenas for hosted heaps.  A foreign pointer is thus
+ * checks that it lies in memory the heap owns: one bit per arena-sized granule of
+ * an address window (owner.c).  A foreign pointer is thus
  * reported without being read.  Pool headers then carry a tag (their address XOR a
  * per-heap secret XOR their kind), which catches pointers into free pools, into the
  * middle of large blocks, and overwritten headers.
@@ -117,6 +117,7 @@ struct tallyH_class {
     uint16_t cap;             /* blocks per pool */
     uint16_t hdr;             /* pool header bytes, bitmap included */
     uint32_t npools;          /* pools serving this class */
+    uint64_t reserved;        /* pads the record to 32 bytes: indexing is a shift */
 };
 
 /* One injectable fault (SQLite's fault.c idea). */
@@ -151,14 +152,13 @@ struct tallyH_heap {
     /* -- hot: read by every fast path -- */
     uint32_t slow;            /* nonzero: all calls take the slow path */
     uint32_t fixed;           /* fixed-buffer backend */
-    uintptr_t lo;             /* owned address range [lo, lo + span) (bounding box) */
+    uintptr_t lo;             /* ownership window [lo, lo + span) */
     uintptr_t span;
-    uint64_t **owner_root;    /* hosted: radix of owned arenas (owner.c) */
+    uint64_t *owner_map;      /* bit per arena-sized granule of the window (owner.c) */
     uintptr_t cookie;         /* secret mixed into pool tags */
     size_t in_use;            /* usable bytes of live blocks */
     size_t in_use_peak;
-    unsigned long long nalloc;
-    unsigned long long nfree;
+    unsigned long long nalloc;  /* allocations; frees are nalloc - live blocks */
     tallyH_class classes[TALLY_MAX_CLASSES];
 
     /* -- size classes -- */
@@ -183,7 +183,6 @@ struct tallyH_heap {
 
     /* -- backend -- */
     tally_backend backend;
-    unsigned owner_leaf_bits;
 
     /* -- checking -- */
     int debug;                /* TALLY_DEBUG_* level */
@@ -208,25 +207,19 @@ TALLY_INLINE uintptr_t tallyH_tag(const tallyH_heap *h, const void *hdr, unsigne
     return (uintptr_t)hdr ^ h->cookie ^ kind;
 }
 
-/* Hosted ownership: one bit per arena-sized granule, two levels (owner.c). */
-#define TALLY_OWNER_ROOT_BITS 13
-#define TALLY_OWNER_ADDR_BITS 48
-TALLY_INLINE bool tallyH_owner_test(const tallyH_heap *h, uintptr_t a)
-{
-    uintptr_t g = a >> TALLY_ARENA_SHIFT;
-    const uint64_t *leaf = h->owner_root[g >> h->owner_leaf_bits];
-    if (leaf == NULL)
-        return false;
-    uintptr_t i = g & (((uintptr_t)1 << h->owner_leaf_bits) - 1);
-    return (leaf[i >> 6] >> (i & 63)) & 1;
-}
+/* Ownership: one bit per arena-sized granule of a window (owner.c). */
+#ifndef TALLY_OWNER_WINDOW_SHIFT
+#define TALLY_OWNER_WINDOW_SHIFT 42
+#endif
 
 /* Does the heap own address a?  Never dereferences a. */
 TALLY_INLINE bool tallyH_owns(const tallyH_heap *h, uintptr_t a)
 {
-    if (a - h->lo >= h->span)
+    uintptr_t off = a - h->lo;
+    if (off >= h->span)
         return false;
-    return h->fixed || tallyH_owner_test(h, a);
+    uintptr_t g = off >> TALLY_ARENA_SHIFT;
+    return (h->owner_map[g >> 6] >> (g & 63)) & 1;
 }
 
 /* Index of block at byte offset off of a pool with the given reciprocal: exact for
@@ -249,8 +242,8 @@ TALLY_INTERNAL size_t tallyH_small_header(uint32_t cap);
 
 /* ---- pool.c -------------------------------------------------------------------- */
 TALLY_INTERNAL tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls);
-TALLY_INTERNAL void tallyH_pool_became_nonfull(tallyH_heap *h, tallyH_pool *p);
-TALLY_INTERNAL void tallyH_pool_became_empty(tallyH_heap *h, tallyH_pool *p);
+TALLY_INTERNAL uint8_t *tallyH_pool_filled(tallyH_heap *h, tallyH_pool *p, uint8_t *b);
+TALLY_INTERNAL void tallyH_pool_changed(tallyH_heap *h, tallyH_pool *p);
 TALLY_INTERNAL void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p);
 TALLY_INTERNAL void tallyH_pool_release(tallyH_heap *h, tallyH_pool *p);
 TALLY_INTERNAL size_t tallyH_pools_release_empty(tallyH_heap *h);
@@ -265,8 +258,6 @@ TALLY_INTERNAL bool tallyH_units_extend(tallyH_heap *h, tallyH_region *r, uint8_
 TALLY_INTERNAL tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem,
                                                        size_t size, uint8_t **prefix_end);
 TALLY_INTERNAL bool tallyH_region_pool_free(const tallyH_region *r, const uint8_t *unit);
-/* Widens the owned-address bounding box to cover [base, base + size). */
-TALLY_INTERNAL void tallyH_span_include(tallyH_heap *h, uintptr_t base, size_t size);
 TALLY_INTERNAL size_t tallyH_regions_trim(tallyH_heap *h);
 TALLY_INTERNAL void tallyH_regions_destroy(tallyH_heap *h);
 /* A request for backend memory, through fault injection and the limit. */
@@ -275,10 +266,11 @@ TALLY_INTERNAL void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size);
 TALLY_INTERNAL bool tallyH_fault_hit(tallyH_fault *f);
 
 /* ---- owner.c ------------------------------------------------------------------- */
-TALLY_INTERNAL int tallyH_owner_add(tallyH_heap *h, uintptr_t base, size_t size);
-TALLY_INTERNAL void tallyH_owner_remove(tallyH_heap *h, uintptr_t base, size_t size);
-TALLY_INTERNAL void tallyH_owner_destroy(tallyH_heap *h);
-TALLY_INTERNAL size_t tallyH_owner_root_bytes(void);
+TALLY_INTERNAL int tallyH_owner_add(tallyH_heap *h, uintptr_t base);
+TALLY_INTERNAL void tallyH_owner_remove(tallyH_heap *h, uintptr_t base);
+TALLY_INTERNAL size_t tallyH_owner_map_bytes(void);
+TALLY_INTERNAL void tallyH_owner_fixed(tallyH_heap *h, uint64_t *map, uintptr_t base, size_t size);
+TALLY_INTERNAL size_t tallyH_owner_fixed_words(size_t size);
 
 /* ---- backend_os.c -------------------------------------------------------------- */
 TALLY_INTERNAL const tally_backend *tallyH_backend_os(void);

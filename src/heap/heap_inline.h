@@ -19,8 +19,10 @@ TALLY_INLINE void tallyH_count_alloc(tallyH_heap *h, size_t size)
     h->nalloc++;
 }
 
-/* Takes a free block from p (which has one), the head of class c's list. */
-TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_heap *h, tallyH_class *c, tallyH_pool *p)
+/* Takes a free block from p, which has one.  If that was p's last free block, the
+ * caller must hand the block to tallyH_pool_filled() (a tail call, so that the
+ * fast path needs no stack frame). */
+TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_heap *h, tallyH_pool *p)
 {
     uint32_t w = p->hint;
     uint64_t bits;
@@ -28,9 +30,8 @@ TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_heap *h, tallyH_class *c, tallyH_p
         w++;
     p->freemap[w] = bits & (bits - 1);
     p->hint = (uint16_t)w;
+    p->nfree--;
     uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
-    if (TALLY_UNLIKELY(--p->nfree == 0))
-        tallyH_pool_unlink(c, p);
     tallyH_count_alloc(h, p->bsize);
     return p->data + (size_t)idx * p->bsize;
 }
@@ -55,22 +56,24 @@ TALLY_INLINE bool tallyH_pool_is_free(const tallyH_pool *p, uint32_t idx)
 TALLY_INLINE void tallyH_count_free(tallyH_heap *h, size_t size)
 {
     h->in_use -= size;
-    h->nfree++;
 }
 
-/* Gives block idx (live) back to p.  Counting is the caller's (tallyH_count_free):
- * debug mode counts a block free when it enters quarantine, not when it leaves. */
-TALLY_INLINE void tallyH_pool_put(tallyH_heap *h, tallyH_pool *p, uint32_t idx)
+/* Gives block idx (live) back to p and returns p's new count of free blocks.  When
+ * that is 1 (p was full) or p->cap (p is empty), the caller must call
+ * tallyH_pool_changed().  Counting is the caller's too (tallyH_count_free): debug
+ * mode counts a block free when it enters quarantine, not when it leaves. */
+TALLY_INLINE uint32_t tallyH_pool_put(tallyH_pool *p, uint32_t idx)
 {
     uint32_t w = idx >> 6;
     p->freemap[w] |= (uint64_t)1 << (idx & 63);
     if (w < p->hint)
         p->hint = (uint16_t)w;
-    uint32_t nfree = ++p->nfree;
-    if (TALLY_UNLIKELY(nfree == 1))
-        tallyH_pool_became_nonfull(h, p);
-    if (TALLY_UNLIKELY(nfree == p->cap))
-        tallyH_pool_became_empty(h, p);
+    return ++p->nfree;
+}
+
+TALLY_INLINE bool tallyH_pool_needs_change(const tallyH_pool *p, uint32_t nfree)
+{
+    return nfree == 1 || nfree == p->cap;
 }
 
 #endif /* TALLY_HEAP_INLINE_H */

@@ -1,85 +1,79 @@
-/* owner.c - which arenas belong to a hosted heap: a two-level radix bitmap.
+/* owner.c - which memory belongs to a heap: one bit per arena-sized granule.
  *
  * tally_free(rt, p) must reject a pointer the runtime never handed out without
  * reading the memory it points to (that memory may be unmapped).  Arenas are
- * aligned to their size, so address >> TALLY_ARENA_SHIFT names a granule; one bit
- * per granule says "ours".  The root (2^13 pointers) lives in the runtime's own
- * mapping; leaves are mapped on demand from the backend and cover 2^leaf_bits
- * granules each (4 KiB of bits covers 32 GiB with 1 MiB arenas).  This is the idea
- * of CPython's arena radix tree, kept per runtime instead of per process, so that
- * two runtimes never mistake each other's blocks for their own.
+ * aligned to their size, so (address - lo) >> TALLY_ARENA_SHIFT names a granule,
+ * and a flat bitmap says which granules are ours.  The bitmap covers a fixed window
+ * of 2^TALLY_OWNER_WINDOW_SHIFT bytes (4 TiB) centred on the heap's first mapping;
+ * it lives in the runtime's own mapping, where untouched pages cost no memory (one
+ * 4 KiB page of bits covers 32 GiB).  A lookup is a subtraction, a compare and a
+ * bit test, done on every tally_free.  This plays the role of CPython's arena
+ * radix tree, kept per runtime so that two runtimes never mistake each other's
+ * blocks for their own, and flat because the window keeps it small.
  *
- * Huge blocks have mappings of their own, aligned and rounded to whole granules, so
- * a granule is never shared between the heap and foreign memory.
+ * A mapping the backend places outside the window is refused (given back, and the
+ * request fails with TALLY_ENOMEM): a single runtime is thus limited to a 4 TiB
+ * span of address space.  Huge blocks have mappings of their own aligned to a
+ * granule; only their first granule is marked, since pointers further in are not
+ * block starts.  The fixed buffer marks every granule it overlaps: its range check
+ * is exact already, and one code path serves both backends.
  */
 #include "heap/heap.h"
 
 #include <string.h>
 
-size_t tallyH_owner_root_bytes(void)
+size_t tallyH_owner_map_bytes(void)
 {
-    return sizeof(uint64_t *) << TALLY_OWNER_ROOT_BITS;
+    return ((size_t)1 << (TALLY_OWNER_WINDOW_SHIFT - TALLY_ARENA_SHIFT)) / 8;
 }
 
-static size_t leaf_bytes(const tallyH_heap *h)
+static void set_bit(uint64_t *map, uintptr_t g, bool on)
 {
-    size_t bits = (size_t)1 << h->owner_leaf_bits;
-    size_t bytes = bits / 8;
-    return bytes < 4096 ? 4096 : bytes;
+    if (on)
+        map[g >> 6] |= (uint64_t)1 << (g & 63);
+    else
+        map[g >> 6] &= ~((uint64_t)1 << (g & 63));
 }
 
-/* Marks every granule of [base, base + size) as owned; maps missing leaves.
- * On failure nothing stays marked. */
-int tallyH_owner_add(tallyH_heap *h, uintptr_t base, size_t size)
+/* Marks the granule holding base as owned.  The first call places the window. */
+int tallyH_owner_add(tallyH_heap *h, uintptr_t base)
 {
-    uintptr_t first = base >> TALLY_ARENA_SHIFT;
-    uintptr_t last = (base + size - 1) >> TALLY_ARENA_SHIFT;
-    if ((base + size - 1) >> TALLY_OWNER_ADDR_BITS) {
+    if (h->span == 0) {
+        uintptr_t half = (uintptr_t)1 << (TALLY_OWNER_WINDOW_SHIFT - 1);
+        uintptr_t g0 = TALLY_ALIGN_DOWN(base, TALLY_ARENA_SIZE);
+        h->lo = g0 > half ? g0 - half : 0;
+        h->span = (uintptr_t)1 << TALLY_OWNER_WINDOW_SHIFT;
+    }
+    if (base - h->lo >= h->span) {
         tallyB_error_set(&h->err, TALLY_ENOMEM,
-                         "backend returned memory above 2^48 (%p), which Tally cannot track",
-                         (void *)base);
+                         "the backend placed memory at %p, outside this runtime's %u TiB "
+                         "address window", (void *)base,
+                         1u << (TALLY_OWNER_WINDOW_SHIFT - 40));
         return -1;
     }
-    uintptr_t mask = ((uintptr_t)1 << h->owner_leaf_bits) - 1;
-    for (uintptr_t g = first; g <= last; g++) {
-        uint64_t **slot = &h->owner_root[g >> h->owner_leaf_bits];
-        if (*slot == NULL) {
-            *slot = tallyH_backend_map(h, leaf_bytes(h), 4096);
-            if (*slot == NULL) {
-                if (g > first)
-                    tallyH_owner_remove(h, base, (g - first) << TALLY_ARENA_SHIFT);
-                return -1;
-            }
-        }
-        uintptr_t i = g & mask;
-        (*slot)[i >> 6] |= (uint64_t)1 << (i & 63);
-    }
+    set_bit(h->owner_map, (base - h->lo) >> TALLY_ARENA_SHIFT, true);
     return 0;
 }
 
-void tallyH_owner_remove(tallyH_heap *h, uintptr_t base, size_t size)
+void tallyH_owner_remove(tallyH_heap *h, uintptr_t base)
 {
-    uintptr_t first = base >> TALLY_ARENA_SHIFT;
-    uintptr_t last = (base + size - 1) >> TALLY_ARENA_SHIFT;
-    uintptr_t mask = ((uintptr_t)1 << h->owner_leaf_bits) - 1;
-    for (uintptr_t g = first; g <= last; g++) {
-        uint64_t *leaf = h->owner_root[g >> h->owner_leaf_bits];
-        if (leaf != NULL) {
-            uintptr_t i = g & mask;
-            leaf[i >> 6] &= ~((uint64_t)1 << (i & 63));
-        }
-    }
+    set_bit(h->owner_map, (base - h->lo) >> TALLY_ARENA_SHIFT, false);
 }
 
-/* Unmaps every leaf.  The root belongs to the runtime's mapping. */
-void tallyH_owner_destroy(tallyH_heap *h)
+/* The fixed buffer: its pools span [base, base + size); the map (in the buffer's
+ * prefix, tallyH_owner_fixed_words() words) marks every granule they touch. */
+void tallyH_owner_fixed(tallyH_heap *h, uint64_t *map, uintptr_t base, size_t size)
 {
-    if (h->owner_root == NULL)
-        return;
-    for (size_t i = 0; i < ((size_t)1 << TALLY_OWNER_ROOT_BITS); i++) {
-        if (h->owner_root[i] != NULL) {
-            tallyH_backend_unmap(h, h->owner_root[i], leaf_bytes(h));
-            h->owner_root[i] = NULL;
-        }
-    }
+    h->owner_map = map;
+    h->lo = base;
+    h->span = size;
+    size_t granules = ((size - 1) >> TALLY_ARENA_SHIFT) + 1;
+    memset(map, 0, tallyH_owner_fixed_words(size) * sizeof(uint64_t));
+    for (size_t g = 0; g < granules; g++)
+        set_bit(map, g, true);
+}
+
+size_t tallyH_owner_fixed_words(size_t size)
+{
+    return (((size + TALLY_ARENA_SIZE - 1) >> TALLY_ARENA_SHIFT) + 63) / 64;
 }

@@ -66,15 +66,28 @@ void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p)
     p->next = p->prev = NULL;
 }
 
-/* A full pool got a block back: it goes to the head of its class's list. */
-void tallyH_pool_became_nonfull(tallyH_heap *h, tallyH_pool *p)
+/* The block just taken was p's last: p leaves its class's list.  Returns b. */
+uint8_t *tallyH_pool_filled(tallyH_heap *h, tallyH_pool *p, uint8_t *b)
+{
+    tallyH_pool_unlink(&h->classes[p->cls], p);
+    return b;
+}
+
+/* p just went from full to one free block, or to all blocks free.  A full pool
+ * that got a block back goes to the head of its class's list; an empty pool is
+ * released unless it is alone on that list. */
+void tallyH_pool_changed(tallyH_heap *h, tallyH_pool *p)
 {
     tallyH_class *c = &h->classes[p->cls];
-    p->prev = NULL;
-    p->next = c->avail;
-    if (c->avail)
-        c->avail->prev = p;
-    c->avail = p;
+    if (p->nfree == 1) {
+        p->prev = NULL;
+        p->next = c->avail;
+        if (c->avail)
+            c->avail->prev = p;
+        c->avail = p;
+    }
+    if (p->nfree == p->cap && (p->next != NULL || p->prev != NULL))
+        tallyH_pool_release(h, p);
 }
 
 /* Returns a pool's pool-sized unit to its region. */
@@ -85,14 +98,6 @@ void tallyH_pool_release(tallyH_heap *h, tallyH_pool *p)
     c->npools--;
     p->tag = 0;
     tallyH_units_free(h, p->region, (uint8_t *)p, 1);
-}
-
-void tallyH_pool_became_empty(tallyH_heap *h, tallyH_pool *p)
-{
-    tallyH_class *c = &h->classes[p->cls];
-    bool alone = c->avail == p && p->next == NULL;
-    if (!alone)
-        tallyH_pool_release(h, p);
 }
 
 /* Releases the empty pools that classes keep for reuse (before giving up on an

@@ -196,18 +196,6 @@ void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size)
     h->reserved -= size;
 }
 
-void tallyH_span_include(tallyH_heap *h, uintptr_t base, size_t size)
-{
-    uintptr_t lo = h->span ? h->lo : base;
-    uintptr_t hi = h->span ? h->lo + h->span : base + size;
-    if (base < lo)
-        lo = base;
-    if (base + size > hi)
-        hi = base + size;
-    h->lo = lo;
-    h->span = hi - lo;
-}
-
 /* ---- arenas -------------------------------------------------------------------- */
 
 static tallyH_region *arena_new(tallyH_heap *h)
@@ -215,11 +203,10 @@ static tallyH_region *arena_new(tallyH_heap *h)
     uint8_t *m = tallyH_backend_map(h, TALLY_ARENA_SIZE, TALLY_ARENA_SIZE);
     if (m == NULL)
         return NULL;
-    if (tallyH_owner_add(h, (uintptr_t)m, TALLY_ARENA_SIZE) != 0) {
+    if (tallyH_owner_add(h, (uintptr_t)m) != 0) {
         tallyH_backend_unmap(h, m, TALLY_ARENA_SIZE);
         return NULL;
     }
-    tallyH_span_include(h, (uintptr_t)m, TALLY_ARENA_SIZE);
 
     tallyH_region *r = (tallyH_region *)m;
     memset(r, 0, sizeof *r);
@@ -251,7 +238,7 @@ static void arena_release(tallyH_heap *h, tallyH_region *r)
     regions_unlink(h, r);
     h->nempty--;
     h->narenas--;
-    tallyH_owner_remove(h, (uintptr_t)r->map_addr, r->map_size);
+    tallyH_owner_remove(h, (uintptr_t)r->map_addr);
     tallyH_backend_unmap(h, r->map_addr, r->map_size);
 }
 
@@ -371,8 +358,10 @@ tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem, size_t siz
     uintptr_t end = (uintptr_t)mem + size;
     size_t max_pools = size >> TALLY_POOL_SHIFT;
     size_t words = (max_pools + 63) / 64;
+    size_t owner_words = tallyH_owner_fixed_words(size);
     uintptr_t maps = start + TALLY_ALIGN_UP(sizeof(tallyH_region), 16);
-    uintptr_t base = TALLY_ALIGN_UP(maps + 2 * words * sizeof(uint64_t), TALLY_POOL_SIZE);
+    uintptr_t owner = maps + 2 * words * sizeof(uint64_t);
+    uintptr_t base = TALLY_ALIGN_UP(owner + owner_words * sizeof(uint64_t), TALLY_POOL_SIZE);
     if (base >= end || end - base < TALLY_POOL_SIZE)
         return NULL;
     size_t npools = (end - base) >> TALLY_POOL_SHIFT;
@@ -394,8 +383,7 @@ tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem, size_t siz
     bits_set(r->dirtymap, 0, r->npools, true);
     regions_link(h, r);
     avail_push_head(h, r);
-    h->lo = base;
-    h->span = npools << TALLY_POOL_SHIFT;
+    tallyH_owner_fixed(h, (uint64_t *)owner, base, npools << TALLY_POOL_SHIFT);
     h->reserved = h->reserved_peak = h->span;
     *prefix_end = (uint8_t *)base;
     return r;
@@ -444,14 +432,14 @@ void tallyH_regions_destroy(tallyH_heap *h)
         tallyH_pool *p = h->huge;
         h->huge = p->next;
         size_t size = (size_t)p->nunits << TALLY_POOL_SHIFT;
-        tallyH_owner_remove(h, (uintptr_t)p, size);
+        tallyH_owner_remove(h, (uintptr_t)p);
         tallyH_backend_unmap(h, p, size);
     }
     while (h->regions) {
         tallyH_region *r = h->regions;
         h->regions = r->next;
         if (r->kind == TALLY_REGION_ARENA) {
-            tallyH_owner_remove(h, (uintptr_t)r->map_addr, r->map_size);
+            tallyH_owner_remove(h, (uintptr_t)r->map_addr);
             tallyH_backend_unmap(h, r->map_addr, r->map_size);
         }
     }

@@ -132,7 +132,6 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
     s->fragmentation = s->bytes_free ? 1.0 - (double)s->largest_free / (double)s->bytes_free : 0.0;
     s->overhead = s->bytes_reserved ? 1.0 - (double)s->bytes_in_use / (double)s->bytes_reserved : 0.0;
     s->allocs = h->nalloc;
-    s->frees = h->nfree;
     s->backend_requests = h->nmaps;
     s->backend_releases = h->nunmaps;
     s->errors_detected = h->err.reports;
@@ -146,6 +145,7 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
                 s->classes[p->cls].blocks_used--;
         }
     }
+    s->frees = s->allocs - s->blocks_in_use;
     return 0;
 }
 

@@ -52,7 +52,7 @@ static tally_rt *open_hosted(const tally_config *cfg)
     if (be->map == NULL || be->unmap == NULL)
         return open_failed(cfg, EINVAL, "tally_open: the backend needs map and unmap functions");
     size_t head = TALLY_ALIGN_UP(sizeof(struct tally_rt), 4096);
-    size_t size = head + tallyH_owner_root_bytes();
+    size_t size = head + tallyH_owner_map_bytes();
     if (cfg->max_bytes != 0 && cfg->max_bytes < size)
         return open_failed(cfg, EINVAL, "tally_open: max_bytes is below the runtime's own footprint");
     if (cfg->fail_backend_request == 1)
@@ -63,7 +63,7 @@ static tally_rt *open_hosted(const tally_config *cfg)
     tally_rt *rt = (tally_rt *)m;
     tallyH_heap *h = &rt->heap;
     tallyH_init(h, cfg);
-    h->owner_root = (uint64_t **)(void *)(m + head);
+    h->owner_map = (uint64_t *)(void *)(m + head);
     rt->map_size = size;
     h->nmaps = 1;
     h->reserved = h->reserved_peak = size;
