@@ -58,6 +58,8 @@ struct tally_heap_stats {
     size_t bytes_in_use_peak;   /* high-water mark of bytes_in_use */
     size_t bytes_reserved;      /* bytes held from the backend (or the usable buffer) */
     size_t bytes_reserved_peak; /* high-water mark of bytes_reserved */
+    size_t bytes_committed;     /* reserved minus free pools that were never touched
+                                   or were purged: an upper bound on resident memory */
     size_t bytes_limit;         /* max_bytes, or the usable buffer size; 0: none */
     size_t blocks_in_use;       /* live blocks, all sizes */
     size_t large_blocks;        /* live blocks larger than a pool class */
@@ -70,7 +72,8 @@ struct tally_heap_stats {
     size_t arenas_peak;         /* high-water mark of arenas */
     size_t arenas_cached;       /* empty arenas kept for reuse */
     size_t bytes_free;          /* free bytes: free blocks + free pools */
-    size_t largest_free;        /* largest request that fits without new memory */
+    size_t largest_free;        /* largest request that fits without new memory
+                                   (empty pools kept for reuse count as free) */
     double fragmentation;       /* 1 - largest_free / bytes_free (0: none) */
     double overhead;            /* 1 - bytes_in_use / bytes_reserved */
     unsigned long long allocs;  /* successful allocations */

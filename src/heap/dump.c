@@ -81,6 +81,9 @@ void tally_heap_dump(tally_rt *rt, FILE *out)
             s.bytes_reserved_peak);
     if (s.bytes_limit)
         fprintf(out, ", limit %zu bytes", s.bytes_limit);
+    if (!h->fixed)
+        fprintf(out, "\n  committed:  %12zu bytes (reserved less free pools never touched or purged)",
+                s.bytes_committed);
     fprintf(out, "\n  free:       %12zu bytes, largest free block %zu bytes, fragmentation %.1f%%\n",
             s.bytes_free, s.largest_free, 100.0 * s.fragmentation);
     fprintf(out, "  overhead:   %11.1f%% of reserved bytes not in use\n", 100.0 * s.overhead);

@@ -83,16 +83,22 @@ static int stats_pool(tallyH_heap *h, tallyH_pool *p, void *arg)
     return 0;
 }
 
-/* Free pools and the longest run of them, over all regions. */
-static void free_runs(const tallyH_heap *h, size_t *free_pools, size_t *longest)
+/* Free pools, the longest run of pools that could serve one request (free pools
+ * and empty small pools, which are released on demand), and clean free pools
+ * (never touched or purged: not resident). */
+static void free_runs(const tallyH_heap *h, size_t *free_pools, size_t *longest, size_t *clean)
 {
-    *free_pools = *longest = 0;
+    *free_pools = *longest = *clean = 0;
     for (const tallyH_region *r = h->regions; r; r = r->next) {
         size_t run = 0;
         for (uint32_t i = 0; i < r->npools; i++) {
-            run = pool_is_free(r, i) ? run + 1 : 0;
+            const tallyH_pool *p = (const tallyH_pool *)(r->base + ((size_t)i << TALLY_POOL_SHIFT));
+            bool reusable = pool_is_free(r, i) || (is_small(h, p) && p->nfree == p->cap);
+            run = reusable ? run + 1 : 0;
             if (run > *longest)
                 *longest = run;
+            if (pool_is_free(r, i) && !((r->dirtymap[i >> 6] >> (i & 63)) & 1))
+                (*clean)++;
         }
         *free_pools += r->nfree;
     }
@@ -109,12 +115,13 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
         s->classes[i].block_size = h->classes[i].bsize;
     tallyH_walk_pools(h, stats_pool, s);
 
-    size_t free_pools, longest;
-    free_runs(h, &free_pools, &longest);
+    size_t free_pools, longest, clean;
+    free_runs(h, &free_pools, &longest, &clean);
     s->bytes_in_use = h->in_use;
     s->bytes_in_use_peak = h->in_use_peak;
     s->bytes_reserved = h->reserved;
     s->bytes_reserved_peak = h->reserved_peak;
+    s->bytes_committed = h->reserved - (h->fixed ? 0 : clean << TALLY_POOL_SHIFT);
     s->bytes_limit = h->fixed ? h->span : h->limit;
     /* Quarantined debug blocks are still allocated in their pools but not in use. */
     s->blocks_in_use -= h->quarantine.count;
@@ -129,6 +136,8 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
     s->bytes_free += free_pools << TALLY_POOL_SHIFT;
     if (longest > 0 && (longest << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR > s->largest_free)
         s->largest_free = (longest << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR;
+    if (s->largest_free > s->bytes_free) /* kept empty pools count whole in the run */
+        s->bytes_free = s->largest_free;
     s->fragmentation = s->bytes_free ? 1.0 - (double)s->largest_free / (double)s->bytes_free : 0.0;
     s->overhead = s->bytes_reserved ? 1.0 - (double)s->bytes_in_use / (double)s->bytes_reserved : 0.0;
     s->allocs = h->nalloc;
