@@ -212,11 +212,12 @@ size_t tallyH_debug_usable(const void *u)
     return (size_t)size_word((const uint8_t *)u - DBG_HEAD);
 }
 
-/* The user view of a live debug block: 0 if it is quarantined. */
-size_t tallyH_debug_user_size(const uint8_t *b)
+/* The user view of a debug block: false if it waits in quarantine (not live). */
+bool tallyH_debug_user_block(const uint8_t *b, size_t *n)
 {
-    uint64_t n = size_word(b);
-    return n == DBG_FREED ? 0 : (size_t)n;
+    uint64_t w = size_word(b);
+    *n = (size_t)w;
+    return w != DBG_FREED;
 }
 
 long tallyH_debug_check_block(tallyH_heap *h, uint8_t *b, size_t size, bool live)

@@ -168,10 +168,10 @@ static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
                          h->fault_alloc.requests);
         return NULL;
     }
+    if (h->debug) /* a 0-byte debug block has guards right at its start */
+        return tallyH_debug_malloc(h, n, zero);
     if (n == 0)
         n = 1;
-    if (h->debug)
-        return tallyH_debug_malloc(h, n, zero);
     uint8_t *b = tallyH_alloc(h, n);
     if (b == NULL)
         return NULL;
@@ -444,10 +444,10 @@ void *tally_realloc(tally_rt *rt, void *p, size_t n)
                          h->fault_alloc.requests);
         return NULL;
     }
-    if (n == 0)
-        n = 1;
     if (h->debug)
         return tallyH_debug_realloc(h, p, n);
+    if (n == 0)
+        n = 1;
     tallyH_block b;
     if (tallyH_block_find(h, p, &b, "realloc") != TALLY_OK)
         return NULL;

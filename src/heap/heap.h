@@ -297,7 +297,7 @@ TALLY_INTERNAL void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero);
 TALLY_INTERNAL void tallyH_debug_free(tallyH_heap *h, void *p);
 TALLY_INTERNAL void *tallyH_debug_realloc(tallyH_heap *h, void *p, size_t n);
 TALLY_INTERNAL size_t tallyH_debug_usable(const void *p);
-TALLY_INTERNAL size_t tallyH_debug_user_size(const uint8_t *raw);
+TALLY_INTERNAL bool tallyH_debug_user_block(const uint8_t *raw, size_t *n);
 #define TALLY_DEBUG_HEAD 16u
 TALLY_INTERNAL void tallyH_debug_pool_init(tallyH_pool *p);
 TALLY_INTERNAL bool tallyH_quarantine_flush(tallyH_heap *h);

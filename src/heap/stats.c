@@ -169,8 +169,10 @@ static int visit_one(tallyH_heap *h, uint8_t *b, size_t size, visit_ctx *v)
 {
     if (!h->debug)
         return v->fn(b, size, v->arg);
-    size_t n = tallyH_debug_user_size(b); /* 0: waiting in quarantine, not live */
-    return n == 0 ? 0 : v->fn(b + TALLY_DEBUG_HEAD, n, v->arg);
+    size_t n;
+    if (!tallyH_debug_user_block(b, &n))
+        return 0; /* waiting in quarantine: not live */
+    return v->fn(b + TALLY_DEBUG_HEAD, n, v->arg);
 }
 
 static int visit_pool(tallyH_heap *h, tallyH_pool *p, void *arg)
