@@ -140,10 +140,31 @@ bool tallyH_quarantine_flush(tallyH_heap *h)
     return any;
 }
 
+/* ---- full mode: validate on every call ----------------------------------------------------- */
+
+/* TALLY_DEBUG_FULL: the whole heap is checked on every call, so damage is found
+ * near the code that did it.  The check runs silently; only when it finds more
+ * problems than last time is it run again to report them, so one damaged block is
+ * reported once, not on every later call. */
+static void validate(tallyH_heap *h)
+{
+    if (h->debug < TALLY_DEBUG_FULL)
+        return;
+    tallyB_errstate saved = h->err;
+    h->err.report = tally_report_discard;
+    long problems = tally_heap_check((tally_rt *)(void *)h);
+    h->err = saved;
+    if (problems > h->known_problems) {
+        h->known_problems = problems;
+        tally_heap_check((tally_rt *)(void *)h);
+    }
+}
+
 /* ---- the debug allocation API ------------------------------------------------------- */
 
 void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero)
 {
+    validate(h);
     if (n > TALLY_MAX_REQUEST - DBG_OVERHEAD) {
         tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
         return NULL;
@@ -163,6 +184,7 @@ void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero)
     memset(b + DBG_HEAD + n, POISON_GUARD, blk.size - DBG_HEAD - n);
     tallyB_anno_noaccess(b, blk.size);
     tallyB_anno_alloc(h, b + DBG_HEAD, n, zero);
+    tallyH_count_alloc(h, n);
     return b + DBG_HEAD;
 }
 
@@ -179,15 +201,17 @@ static uint8_t *debug_block(tallyH_heap *h, void *u, tallyH_block *blk, const ch
 
 void tallyH_debug_free(tallyH_heap *h, void *u)
 {
+    validate(h);
     tallyH_block blk;
     uint8_t *b = debug_block(h, u, &blk, "free");
     if (b == NULL)
         return;
-    tallyB_anno_free(h, u, (size_t)size_word(b));
+    size_t n = (size_t)size_word(b);
+    tallyB_anno_free(h, u, n);
     tallyB_anno_access(b, blk.size);
     memset(b, POISON_FREE, blk.size);
     tallyB_anno_noaccess(b, blk.size);
-    tallyH_count_free_block(h, &blk);
+    tallyH_count_free(h, n);
     quarantine_push(h, b, blk.size);
 }
 

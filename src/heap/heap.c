@@ -119,17 +119,13 @@ static uint8_t *large_alloc(tallyH_heap *h, size_t n)
 
 static uint8_t *alloc_once(tallyH_heap *h, size_t n)
 {
-    if (n > h->class_max) {
-        uint8_t *b = large_alloc(h, n);
-        if (b)
-            tallyH_count_alloc(h, tallyH_pool_of(b)->lsize);
-        return b;
-    }
+    if (n > h->class_max)
+        return large_alloc(h, n);
     int ci = tallyH_class_index(h, n);
     tallyH_pool *p = h->classes[ci].avail;
     if (p == NULL && (p = tallyH_pool_new(h, ci)) == NULL)
         return NULL;
-    uint8_t *b = tallyH_pool_take(h, p);
+    uint8_t *b = tallyH_pool_take(p);
     return p->nfree == 0 ? tallyH_pool_filled(h, p, b) : b;
 }
 
@@ -144,7 +140,8 @@ static bool relieve(tallyH_heap *h, size_t n)
     return any;
 }
 
-/* Allocates n bytes (1 <= n) for internal callers: no annotation, no debug layout. */
+/* Allocates n bytes (1 <= n) for internal callers: no annotation, no debug layout,
+ * no counting (the caller counts what it hands out). */
 void *tallyH_alloc(tallyH_heap *h, size_t n)
 {
     if (n > TALLY_MAX_REQUEST) {
@@ -161,7 +158,7 @@ void *tallyH_alloc(tallyH_heap *h, size_t n)
     return b;
 }
 
-static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
+static void *malloc_checked(tallyH_heap *h, size_t n, bool zero)
 {
     if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
         tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
@@ -177,9 +174,18 @@ static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
         return NULL;
     tallyH_block blk;
     tallyH_block_of(b, &blk);
+    tallyH_count_alloc(h, blk.size);
     tallyB_anno_alloc(h, b, blk.size, zero);
     if (zero && !(blk.large && blk.pool->region == NULL)) /* huge: fresh, zero mapping */
         memset(b, 0, n);
+    return b;
+}
+
+static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
+{
+    void *b = malloc_checked(h, n, zero);
+    if (b == NULL)
+        h->ncalls_uncounted++;
     return b;
 }
 
@@ -190,7 +196,8 @@ void *tally_malloc(tally_rt *rt, size_t n)
     if (TALLY_LIKELY(m < TALLY_SMALL_MAX && !h->slow)) {
         tallyH_pool *p = h->classes[m >> 4].avail;
         if (TALLY_LIKELY(p != NULL)) {
-            uint8_t *b = tallyH_pool_take(h, p);
+            uint8_t *b = tallyH_pool_take(p);
+            tallyH_count_alloc(h, p->bsize);
             TALLY_ASAN_UNPOISON(b, p->bsize);
             if (TALLY_UNLIKELY(p->nfree == 0))
                 return tallyH_pool_filled(h, p, b);
@@ -333,15 +340,6 @@ void tallyH_block_of(void *raw, tallyH_block *b)
     }
 }
 
-void tallyH_count_free_block(tallyH_heap *h, const tallyH_block *b)
-{
-    tallyH_count_free(h, b->size);
-    if (b->large) {
-        h->large_blocks--;
-        h->large_bytes -= b->size;
-    }
-}
-
 /* Returns a block to its pool or region (counting is the caller's). */
 void tallyH_release(tallyH_heap *h, const tallyH_block *b)
 {
@@ -351,6 +349,8 @@ void tallyH_release(tallyH_heap *h, const tallyH_block *b)
             tallyH_pool_changed(h, p);
         return;
     }
+    h->large_blocks--;
+    h->large_bytes -= p->lsize;
     if (p->region == NULL) {
         huge_free(h, p);
         return;
@@ -371,7 +371,7 @@ static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
     if (tallyH_block_find(h, ptr, &b, "free") != TALLY_OK)
         return;
     tallyB_anno_free(h, b.addr, b.size);
-    tallyH_count_free_block(h, &b);
+    tallyH_count_free(h, b.size);
     tallyH_release(h, &b);
 }
 
@@ -434,11 +434,21 @@ static bool fits_in_place(tallyH_heap *h, tallyH_block *b, size_t n)
     return n <= b->size && (n > b->size / 2 || b->size <= 16);
 }
 
+static void *realloc_checked(tallyH_heap *h, void *p, size_t n);
+
 void *tally_realloc(tally_rt *rt, void *p, size_t n)
 {
     tallyH_heap *h = heap_of(rt);
     if (p == NULL)
         return tally_malloc(rt, n);
+    void *q = realloc_checked(h, p, n);
+    if (q == NULL || q == p)
+        h->ncalls_uncounted++; /* failed, or stayed in place: no allocation counted */
+    return q;
+}
+
+static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
+{
     if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
         tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
                          h->fault_alloc.requests);
@@ -462,10 +472,11 @@ void *tally_realloc(tally_rt *rt, void *p, size_t n)
         return NULL;
     tallyH_block qb;
     tallyH_block_of(q, &qb);
+    tallyH_count_alloc(h, qb.size);
     tallyB_anno_alloc(h, q, qb.size, 0);
     memcpy(q, p, n < b.size ? n : b.size);
     tallyB_anno_free(h, b.addr, b.size);
-    tallyH_count_free_block(h, &b);
+    tallyH_count_free(h, b.size);
     tallyH_release(h, &b);
     return q;
 }
@@ -523,7 +534,7 @@ unsigned long tally_fault_requests(const tally_rt *rt, tally_fault_kind kind)
 {
     tallyH_heap *h = heap_of((tally_rt *)rt);
     if (kind == TALLY_FAULT_ALLOC)
-        return (unsigned long)h->nalloc + h->fault_alloc.failures;
+        return (unsigned long)(h->nalloc + h->ncalls_uncounted);
     tallyH_fault *f = fault_of(h, kind);
     return f ? f->requests : 0;
 }

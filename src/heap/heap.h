@@ -35,8 +35,9 @@
  *  - A free pool's first word (its tag) is 0, or the pool is marked dirty in its
  *    region, in which case its tag is cleared before the pool is reused for the
  *    middle of a large block.
- *  - h->in_use is the sum of the usable sizes of live blocks (quarantined debug
- *    blocks excluded).
+ *  - h->in_use is the sum of the usable sizes of live blocks: block sizes, or in
+ *    debug mode the sizes requested (quarantined blocks excluded).
+ *  - h->large_blocks / large_bytes count large blocks held, quarantine included.
  */
 #ifndef TALLY_HEAP_INTERNAL_H
 #define TALLY_HEAP_INTERNAL_H
@@ -178,6 +179,7 @@ struct tallyH_heap {
     size_t limit;             /* max_bytes (hosted), 0 = none */
     size_t large_blocks;
     size_t large_bytes;
+    unsigned long long ncalls_uncounted; /* allocation calls that failed or stayed put */
     unsigned long long nmaps;   /* backend map calls (or buffer carve-outs) */
     unsigned long long nunmaps;
 
@@ -190,6 +192,7 @@ struct tallyH_heap {
     tallyH_fault fault_backend;
     tallyH_fault fault_alloc;
     tallyH_quarantine quarantine;
+    long known_problems;      /* full debug mode: problems already reported */
     tallyH_exhausted_fn exhausted;
     void *exhausted_arg;
     tallyB_errstate err;
@@ -289,7 +292,6 @@ TALLY_INTERNAL tally_error tallyH_block_find_user(tallyH_heap *h, const void *ra
                                                   const char *what);
 /* A live block the heap handed out itself (no checks). */
 TALLY_INTERNAL void tallyH_block_of(void *raw, tallyH_block *b);
-TALLY_INTERNAL void tallyH_count_free_block(tallyH_heap *h, const tallyH_block *b);
 TALLY_INTERNAL void tallyH_update_slow(tallyH_heap *h);
 
 /* ---- debug.c ------------------------------------------------------------------- */

@@ -21,8 +21,9 @@ TALLY_INLINE void tallyH_count_alloc(tallyH_heap *h, size_t size)
 
 /* Takes a free block from p, which has one.  If that was p's last free block, the
  * caller must hand the block to tallyH_pool_filled() (a tail call, so that the
- * fast path needs no stack frame). */
-TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_heap *h, tallyH_pool *p)
+ * fast path needs no stack frame).  Counting is the caller's (tallyH_count_alloc):
+ * debug mode counts the bytes requested, not the block. */
+TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_pool *p)
 {
     uint32_t w = p->hint;
     uint64_t bits;
@@ -32,7 +33,6 @@ TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_heap *h, tallyH_pool *p)
     p->hint = (uint16_t)w;
     p->nfree--;
     uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
-    tallyH_count_alloc(h, p->bsize);
     return p->data + (size_t)idx * p->bsize;
 }
 
@@ -71,9 +71,12 @@ TALLY_INLINE uint32_t tallyH_pool_put(tallyH_pool *p, uint32_t idx)
     return ++p->nfree;
 }
 
+/* True when p must change lists: it was full, or it is empty and not alone on its
+ * class list (the last pool with free blocks is kept even when empty, so that a
+ * lone malloc/free pair never gives a pool back and re-creates it). */
 TALLY_INLINE bool tallyH_pool_needs_change(const tallyH_pool *p, uint32_t nfree)
 {
-    return nfree == 1 || nfree == p->cap;
+    return nfree == 1 || (nfree == p->cap && (p->next != NULL || p->prev != NULL));
 }
 
 #endif /* TALLY_HEAP_INLINE_H */

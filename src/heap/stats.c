@@ -106,9 +106,13 @@ static void free_runs(const tallyH_heap *h, size_t *free_pools, size_t *longest,
 
 int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
 {
-    if (rt == NULL || s == NULL)
+    if (rt == NULL)
         return -1;
     tallyH_heap *h = heap_of(rt);
+    if (s == NULL) {
+        tallyB_error_set(&h->err, TALLY_EINVAL, "tally_heap_stats: no struct to fill");
+        return -1;
+    }
     memset(s, 0, sizeof *s);
     s->nclasses = h->nclasses;
     for (int i = 0; i < h->nclasses; i++)
@@ -204,8 +208,15 @@ int tally_heap_visit(tally_rt *rt, tally_block_visitor visit, void *arg)
 
 typedef struct check_ctx {
     long problems;
-    size_t live_bytes; /* sum of block sizes allocated in pools (quarantine included) */
+    size_t live_bytes; /* what h->in_use should be, recomputed from the pools */
 } check_ctx;
+
+/* Bytes a debug block counts in use: its request, or 0 in quarantine. */
+static size_t debug_live_size(const uint8_t *b)
+{
+    size_t n;
+    return tallyH_debug_user_block(b, &n) ? n : 0;
+}
 
 #define CHECK(cond, ...)                                                  \
     do {                                                                  \
@@ -236,11 +247,16 @@ static int check_small(tallyH_heap *h, tallyH_pool *p, check_ctx *c)
     bool listed = p->prev != NULL || k->avail == p;
     CHECK(listed == (p->nfree > 0), "pool %p: on its class list: %d, free blocks: %u",
           (void *)p, listed, p->nfree);
-    c->live_bytes += (size_t)(p->cap - p->nfree) * p->bsize;
-    if (h->debug)
-        for (uint32_t i = 0; i < p->cap; i++)
-            c->problems += tallyH_debug_check_block(h, p->data + (size_t)i * p->bsize, p->bsize,
-                                                    !tallyH_pool_is_free(p, i));
+    if (!h->debug) {
+        c->live_bytes += (size_t)(p->cap - p->nfree) * p->bsize;
+        return 0;
+    }
+    for (uint32_t i = 0; i < p->cap; i++) {
+        uint8_t *b = p->data + (size_t)i * p->bsize;
+        bool live = !tallyH_pool_is_free(p, i);
+        c->problems += tallyH_debug_check_block(h, b, p->bsize, live);
+        c->live_bytes += live ? debug_live_size(b) : 0;
+    }
     return 0;
 }
 
@@ -254,9 +270,12 @@ static int check_pool(tallyH_heap *h, tallyH_pool *p, void *arg)
     CHECK(p->heap == h && p->data == (uint8_t *)p + TALLY_LARGE_HDR && p->lsize == expect &&
               (p->region == NULL || p->nunits >= 1),
           "large block at %p: header damaged", (void *)p);
-    c->live_bytes += p->lsize;
-    if (h->debug)
-        c->problems += tallyH_debug_check_block(h, p->data, p->lsize, true);
+    if (!h->debug) {
+        c->live_bytes += p->lsize;
+        return 0;
+    }
+    c->problems += tallyH_debug_check_block(h, p->data, p->lsize, true);
+    c->live_bytes += debug_live_size(p->data);
     return 0;
 }
 
@@ -298,11 +317,10 @@ long tally_heap_check(tally_rt *rt)
     check_ctx c = {0, 0};
     tallyH_walk_pools(h, check_pool, &c);
     c.problems += check_lists(h);
-    size_t expect = c.live_bytes - h->quarantine.bytes;
-    if (expect != h->in_use) {
+    if (c.live_bytes != h->in_use) {
         tallyB_error_report(&h->err, TALLY_ECORRUPT,
-                            "accounting: %zu bytes in live blocks, %zu counted in use", expect,
-                            h->in_use);
+                            "accounting: %zu bytes in live blocks, %zu counted in use",
+                            c.live_bytes, h->in_use);
         c.problems++;
     }
     return c.problems;
