@@ -78,7 +78,8 @@ typedef struct tally_config {
     void *memory;
     size_t memory_size;
 
-    /* Hosted backend: upper bound on bytes reserved from the backend (0: none). */
+    /* Hosted backend: upper bound on bytes reserved from the backend (0: none),
+     * the runtime's own mapping (about 132 KiB, mostly untouched) included. */
     size_t max_bytes;
 
     /* Debug level, TALLY_DEBUG_OFF .. TALLY_DEBUG_FULL. */

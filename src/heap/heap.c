@@ -16,8 +16,9 @@
  * pointers further in are not block starts anyway.
  *
  * When memory runs out, the heap releases the empty pools classes keep, flushes
- * the debug quarantine, calls the exhaustion hook (the collector's), and retries
- * once before failing with the error set and the heap untouched.
+ * the debug quarantine, unmaps cached empty arenas, calls the exhaustion hook (the
+ * collector's), and retries once before failing with the error set and the heap
+ * untouched.
  */
 #include "heap/heap.h"
 
@@ -134,6 +135,8 @@ static bool relieve(tallyH_heap *h, size_t n)
 {
     bool any = tallyH_pools_release_empty(h) > 0;
     if (tallyH_quarantine_flush(h))
+        any = true;
+    if (tallyH_arenas_release_empty(h) > 0) /* cached arenas count against the limit */
         any = true;
     if (h->exhausted && h->exhausted(h, n, h->exhausted_arg))
         any = true;

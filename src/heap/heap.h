@@ -211,8 +211,8 @@ TALLY_INLINE uintptr_t tallyH_tag(const tallyH_heap *h, const void *hdr, unsigne
 }
 
 /* Ownership: one bit per arena-sized granule of a window (owner.c). */
-#ifndef TALLY_OWNER_WINDOW_SHIFT
-#define TALLY_OWNER_WINDOW_SHIFT 42
+#ifndef TALLY_OWNER_WINDOW_SHIFT /* 2^20 granules: 1 TiB with 1 MiB arenas */
+#define TALLY_OWNER_WINDOW_SHIFT (TALLY_ARENA_SHIFT + 20)
 #endif
 
 /* Does the heap own address a?  Never dereferences a. */
@@ -262,6 +262,7 @@ TALLY_INTERNAL tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *
                                                        size_t size, uint8_t **prefix_end);
 TALLY_INTERNAL bool tallyH_region_pool_free(const tallyH_region *r, const uint8_t *unit);
 TALLY_INTERNAL size_t tallyH_regions_trim(tallyH_heap *h);
+TALLY_INTERNAL size_t tallyH_arenas_release_empty(tallyH_heap *h);
 TALLY_INTERNAL void tallyH_regions_destroy(tallyH_heap *h);
 /* A request for backend memory, through fault injection and the limit. */
 TALLY_INTERNAL void *tallyH_backend_map(tallyH_heap *h, size_t size, size_t align);

@@ -4,15 +4,15 @@
  * reading the memory it points to (that memory may be unmapped).  Arenas are
  * aligned to their size, so (address - lo) >> TALLY_ARENA_SHIFT names a granule,
  * and a flat bitmap says which granules are ours.  The bitmap covers a fixed window
- * of 2^TALLY_OWNER_WINDOW_SHIFT bytes (4 TiB) centred on the heap's first mapping;
- * it lives in the runtime's own mapping, where untouched pages cost no memory (one
- * 4 KiB page of bits covers 32 GiB).  A lookup is a subtraction, a compare and a
+ * of 2^20 granules (1 TiB with 1 MiB arenas) centred on the heap's first mapping;
+ * it lives in the runtime's own mapping (128 KiB, counted as reserved), where
+ * untouched pages cost no memory (one 4 KiB page of bits covers 32 GiB).  A lookup is a subtraction, a compare and a
  * bit test, done on every tally_free.  This plays the role of CPython's arena
  * radix tree, kept per runtime so that two runtimes never mistake each other's
  * blocks for their own, and flat because the window keeps it small.
  *
  * A mapping the backend places outside the window is refused (given back, and the
- * request fails with TALLY_ENOMEM): a single runtime is thus limited to a 4 TiB
+ * request fails with TALLY_ENOMEM): a single runtime is thus limited to a 1 TiB
  * span of address space.  Huge blocks have mappings of their own aligned to a
  * granule; only their first granule is marked, since pointers further in are not
  * block starts.  The fixed buffer marks every granule it overlaps: its range check
@@ -46,9 +46,9 @@ int tallyH_owner_add(tallyH_heap *h, uintptr_t base)
     }
     if (base - h->lo >= h->span) {
         tallyB_error_set(&h->err, TALLY_ENOMEM,
-                         "the backend placed memory at %p, outside this runtime's %u TiB "
+                         "the backend placed memory at %p, outside this runtime's %zu GiB "
                          "address window", (void *)base,
-                         1u << (TALLY_OWNER_WINDOW_SHIFT - 40));
+                         (size_t)1 << (TALLY_OWNER_WINDOW_SHIFT - 30));
         return -1;
     }
     set_bit(h->owner_map, (base - h->lo) >> TALLY_ARENA_SHIFT, true);

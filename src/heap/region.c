@@ -409,7 +409,8 @@ static size_t region_purge(tallyH_heap *h, tallyH_region *r)
     return bytes;
 }
 
-size_t tallyH_regions_trim(tallyH_heap *h)
+/* Unmaps every empty arena, cached or not; returns bytes released. */
+size_t tallyH_arenas_release_empty(tallyH_heap *h)
 {
     size_t bytes = 0;
     tallyH_region *r = h->regions;
@@ -418,11 +419,17 @@ size_t tallyH_regions_trim(tallyH_heap *h)
         if (r->kind == TALLY_REGION_ARENA && r->nfree == r->npools) {
             bytes += r->map_size;
             arena_release(h, r);
-        } else {
-            bytes += region_purge(h, r);
         }
         r = next;
     }
+    return bytes;
+}
+
+size_t tallyH_regions_trim(tallyH_heap *h)
+{
+    size_t bytes = tallyH_arenas_release_empty(h);
+    for (tallyH_region *r = h->regions; r; r = r->next)
+        bytes += region_purge(h, r);
     return bytes;
 }
 
