@@ -60,13 +60,9 @@ static void large_init(tallyH_heap *h, tallyH_pool *p, tallyH_region *r, uint32_
 static uint8_t *huge_alloc(tallyH_heap *h, size_t n)
 {
     size_t size = TALLY_ALIGN_UP(TALLY_LARGE_HDR + n, tallyH_page_size());
-    uint8_t *m = tallyH_backend_map(h, size, TALLY_ARENA_SIZE);
+    uint8_t *m = tallyH_map_owned(h, size);
     if (m == NULL)
         return NULL;
-    if (tallyH_owner_add(h, (uintptr_t)m) != 0) {
-        tallyH_backend_unmap(h, m, size);
-        return NULL;
-    }
     tallyH_pool *p = (tallyH_pool *)m;
     large_init(h, p, NULL, 0, size - TALLY_LARGE_HDR);
     p->next = h->huge;
@@ -161,6 +157,18 @@ void *tallyH_alloc(tallyH_heap *h, size_t n)
     return b;
 }
 
+/* A block of n bytes handed to the user: counted, and announced to the tools. */
+static uint8_t *alloc_user(tallyH_heap *h, size_t n, bool zeroed, tallyH_block *blk)
+{
+    uint8_t *b = tallyH_alloc(h, n);
+    if (b == NULL)
+        return NULL;
+    tallyH_block_of(b, blk);
+    tallyH_count_alloc(h, blk->size);
+    tallyB_anno_alloc(h, b, blk->size, zeroed);
+    return b;
+}
+
 static void *malloc_checked(tallyH_heap *h, size_t n, bool zero)
 {
     if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
@@ -172,14 +180,9 @@ static void *malloc_checked(tallyH_heap *h, size_t n, bool zero)
         return tallyH_debug_malloc(h, n, zero);
     if (n == 0)
         n = 1;
-    uint8_t *b = tallyH_alloc(h, n);
-    if (b == NULL)
-        return NULL;
     tallyH_block blk;
-    tallyH_block_of(b, &blk);
-    tallyH_count_alloc(h, blk.size);
-    tallyB_anno_alloc(h, b, blk.size, zero);
-    if (zero && !(blk.large && blk.pool->region == NULL)) /* huge: fresh, zero mapping */
+    uint8_t *b = alloc_user(h, n, zero, &blk);
+    if (b != NULL && zero && !(blk.large && blk.pool->region == NULL)) /* huge: fresh, zero */
         memset(b, 0, n);
     return b;
 }
@@ -470,13 +473,10 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
     }
     if (fits_in_place(h, &b, n))
         return p;
-    uint8_t *q = tallyH_alloc(h, n);
+    tallyH_block qb;
+    uint8_t *q = alloc_user(h, n, false, &qb);
     if (q == NULL)
         return NULL;
-    tallyH_block qb;
-    tallyH_block_of(q, &qb);
-    tallyH_count_alloc(h, qb.size);
-    tallyB_anno_alloc(h, q, qb.size, 0);
     memcpy(q, p, n < b.size ? n : b.size);
     tallyB_anno_free(h, b.addr, b.size);
     tallyH_count_free(h, b.size);

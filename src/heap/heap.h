@@ -267,6 +267,7 @@ TALLY_INTERNAL void tallyH_regions_destroy(tallyH_heap *h);
 /* A request for backend memory, through fault injection and the limit. */
 TALLY_INTERNAL void *tallyH_backend_map(tallyH_heap *h, size_t size, size_t align);
 TALLY_INTERNAL void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size);
+TALLY_INTERNAL uint8_t *tallyH_map_owned(tallyH_heap *h, size_t size);
 TALLY_INTERNAL bool tallyH_fault_hit(tallyH_fault *f);
 
 /* ---- owner.c ------------------------------------------------------------------- */

@@ -198,15 +198,22 @@ void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size)
 
 /* ---- arenas -------------------------------------------------------------------- */
 
-static tallyH_region *arena_new(tallyH_heap *h)
+/* Maps size bytes aligned to an arena and marks them owned (or gives them back). */
+uint8_t *tallyH_map_owned(tallyH_heap *h, size_t size)
 {
-    uint8_t *m = tallyH_backend_map(h, TALLY_ARENA_SIZE, TALLY_ARENA_SIZE);
-    if (m == NULL)
-        return NULL;
-    if (tallyH_owner_add(h, (uintptr_t)m) != 0) {
-        tallyH_backend_unmap(h, m, TALLY_ARENA_SIZE);
+    uint8_t *m = tallyH_backend_map(h, size, TALLY_ARENA_SIZE);
+    if (m != NULL && tallyH_owner_add(h, (uintptr_t)m) != 0) {
+        tallyH_backend_unmap(h, m, size);
         return NULL;
     }
+    return m;
+}
+
+static tallyH_region *arena_new(tallyH_heap *h)
+{
+    uint8_t *m = tallyH_map_owned(h, TALLY_ARENA_SIZE);
+    if (m == NULL)
+        return NULL;
 
     tallyH_region *r = (tallyH_region *)m;
     memset(r, 0, sizeof *r);
