@@ -531,6 +531,84 @@ static void test_refusing_backend(void **state)
     }
 }
 
+/* A backend whose memory lies far apart: every other mapping comes from a static
+ * pool in .bss (next to the program, like a malloc-based backend's brk heap), the
+ * rest from mmap (tens of TiB away).  The runtime must track both. */
+#define SPLIT_POOL (24u << 20)
+static _Alignas(16) unsigned char g_split_pool[SPLIT_POOL + (4u << 20)];
+
+typedef struct split_backend {
+    size_t used;          /* bytes handed out from g_split_pool */
+    unsigned long calls;
+    unsigned long from_pool, from_mmap;
+} split_backend;
+
+static void *split_map(void *ctx, size_t size, size_t align)
+{
+    split_backend *b = ctx;
+    if (b->calls++ % 2 == 0) {
+        uintptr_t base = (uintptr_t)g_split_pool;
+        uintptr_t at = (base + b->used + align - 1) & ~(uintptr_t)(align - 1);
+        if (at + size <= base + sizeof g_split_pool) {
+            b->used = at + size - base;
+            b->from_pool++;
+            memset((void *)at, 0, size); /* the contract: zero-filled */
+            return (void *)at;
+        }
+    }
+    b->from_mmap++;
+    return test_map_aligned(size, align);
+}
+
+static void split_unmap(void *ctx, void *addr, size_t size)
+{
+    (void)ctx;
+    uintptr_t a = (uintptr_t)addr, base = (uintptr_t)g_split_pool;
+    if (a >= base && a < base + sizeof g_split_pool)
+        return; /* pool memory is simply abandoned */
+    test_unmap(addr, size);
+}
+
+static void test_backend_far_apart(void **state)
+{
+    (void)state;
+    split_backend sb;
+    memset(&sb, 0, sizeof sb);
+    tally_backend be = {split_map, split_unmap, NULL, &sb};
+    recorder rec;
+    tally_config cfg;
+    tally_config_init(&cfg);
+    cfg.backend = &be;
+    cfg.report = rec_report;
+    cfg.report_arg = &rec;
+    rec_reset(&rec);
+    tally_rt *rt = tally_open(&cfg);
+    assert_non_null(rt);
+    enum { N = 6000 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) { /* about 12 MiB: arenas from both sources */
+        size_t n = (i % 50 == 0) ? 150000 : 100 + (size_t)(i % 7) * 300;
+        p[i] = tally_malloc(rt, n);
+        assert_non_null(p[i]);
+        memset(p[i], i & 0xff, n < 64 ? n : 64);
+    }
+    assert_true(sb.from_pool >= 2);
+    assert_true(sb.from_mmap >= 2);
+    /* A .bss address near the pool but never handed out is still foreign. */
+    tally_free(rt, g_split_pool + sizeof g_split_pool - 64);
+    assert_int_equal(tally_last_error(rt), TALLY_EFOREIGN);
+    tally_clear_error(rt);
+    assert_int_equal(tally_heap_check(rt), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(((unsigned char *)p[i])[0], i & 0xff);
+        tally_free(rt, p[i]);
+    }
+    assert_int_equal(tally_last_error(rt), TALLY_OK);
+    assert_int_equal(rec.count, 1); /* only the deliberate foreign free */
+    assert_int_equal(get_stats(rt).bytes_in_use, 0);
+    tally_close(rt);
+}
+
 static size_t cached_after_shrink(unsigned retain)
 {
     tally_config cfg;
@@ -653,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_threads_own_runtimes),
         cmocka_unit_test(test_custom_backend),
         cmocka_unit_test(test_refusing_backend),
+        cmocka_unit_test(test_backend_far_apart),
         cmocka_unit_test(test_retain_arenas),
         cmocka_unit_test(test_many_runtimes_sequential),
         cmocka_unit_test(test_many_runtimes_at_once),

@@ -55,7 +55,10 @@ typedef void (*tally_report_fn)(void *arg, const char *message);
  * map() returns `size` bytes aligned to `align` (a power of two, at least the page
  * size), zero-filled, or NULL.  unmap() returns a whole mapping.  purge() (may be
  * NULL) tells the backend that a page-aligned range inside a mapping is unused: its
- * contents may be dropped, the range stays mapped and reads back as zeros. */
+ * contents may be dropped, the range stays mapped and reads back as zeros.
+ * Mappings may lie anywhere, but the fast paths are tuned for a backend that keeps
+ * them within 1 TiB of each other (as mmap does); up to 8 such 1 TiB windows are
+ * tracked, and a mapping outside all of them is refused with TALLY_ENOMEM. */
 typedef struct tally_backend {
     void *(*map)(void *ctx, size_t size, size_t align);
     void (*unmap)(void *ctx, void *addr, size_t size);

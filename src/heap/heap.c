@@ -285,7 +285,7 @@ static tally_error explain_stray(tallyH_heap *h, uintptr_t user, uintptr_t a, co
 static tally_error block_find_at(tallyH_heap *h, uintptr_t a, uintptr_t user, tallyH_block *b,
                                  const char *what)
 {
-    if (!tallyH_owns(h, a)) {
+    if (!tallyH_owns_any(h, a)) {
         tallyB_error_report(&h->err, TALLY_EFOREIGN,
                             "%s of %p: not a block of this runtime (foreign pointer)", what,
                             (void *)user);
@@ -583,4 +583,5 @@ void tallyH_destroy(tallyH_heap *h)
 {
     tallyB_anno_pool_destroy(h);
     tallyH_regions_destroy(h);
+    tallyH_owner_destroy(h);
 }

@@ -54,6 +54,10 @@
 #define TALLY_ARENA_SIZE ((size_t)1 << TALLY_ARENA_SHIFT)
 #define TALLY_ARENA_POOLS 64
 
+/* Ownership windows beyond the first, opened when a backend places memory far
+ * from the first mapping (owner.c). */
+#define TALLY_OWNER_EXTRA_WINDOWS 7
+
 /* Pool kinds, folded into the header tag. */
 #define TALLY_POOL_SMALL 1u
 #define TALLY_POOL_LARGE 2u
@@ -185,6 +189,11 @@ struct tallyH_heap {
 
     /* -- backend -- */
     tally_backend backend;
+    struct {
+        uintptr_t lo;         /* further ownership windows (owner.c) */
+        uint64_t *map;
+    } windows[TALLY_OWNER_EXTRA_WINDOWS];
+    unsigned nwindows;
 
     /* -- checking -- */
     int debug;                /* TALLY_DEBUG_* level */
@@ -215,7 +224,8 @@ TALLY_INLINE uintptr_t tallyH_tag(const tallyH_heap *h, const void *hdr, unsigne
 #define TALLY_OWNER_WINDOW_SHIFT (TALLY_ARENA_SHIFT + 20)
 #endif
 
-/* Does the heap own address a?  Never dereferences a. */
+/* Does window 0 of the heap own address a?  Never dereferences a.  False is not
+ * final: ask tallyH_owns_any() on the slow path. */
 TALLY_INLINE bool tallyH_owns(const tallyH_heap *h, uintptr_t a)
 {
     uintptr_t off = a - h->lo;
@@ -273,6 +283,8 @@ TALLY_INTERNAL bool tallyH_fault_hit(tallyH_fault *f);
 /* ---- owner.c ------------------------------------------------------------------- */
 TALLY_INTERNAL int tallyH_owner_add(tallyH_heap *h, uintptr_t base);
 TALLY_INTERNAL void tallyH_owner_remove(tallyH_heap *h, uintptr_t base);
+TALLY_INTERNAL bool tallyH_owns_any(const tallyH_heap *h, uintptr_t a);
+TALLY_INTERNAL void tallyH_owner_destroy(tallyH_heap *h);
 TALLY_INTERNAL size_t tallyH_owner_map_bytes(void);
 TALLY_INTERNAL void tallyH_owner_fixed(tallyH_heap *h, uint64_t *map, uintptr_t base, size_t size);
 TALLY_INTERNAL size_t tallyH_owner_fixed_words(size_t size);
