@@ -92,9 +92,11 @@ typedef struct tally_config {
     tally_report_fn report;
     void *report_arg;
 
-    /* Hosted backend: empty 1 MiB arenas kept mapped for reuse before being
-     * returned to the OS (0: the default, 2; the cache also grows with the heap, so
-     * that a program oscillating between sizes does not map and unmap repeatedly). */
+    /* Hosted backend: empty 1 MiB arenas kept mapped for reuse (0: the default, 2;
+     * a quarter of the arenas in use if more).  Arenas that empty beyond that are
+     * kept too, then given back one per 1024 allocations as the program runs on, so
+     * that neither a burst of frees nor an oscillating program pays for unmapping
+     * and faulting pages in again; tally_heap_trim() gives them back at once. */
     unsigned retain_arenas;
 
     /* Hosted backend: a custom source of memory (NULL: the OS, via mmap). */

@@ -385,19 +385,25 @@ void tally_free(tally_rt *rt, void *ptr)
 {
     tallyH_heap *h = heap_of(rt);
     uintptr_t a = (uintptr_t)ptr;
-    if (TALLY_LIKELY(!h->slow && tallyH_owns(h, a))) {
-        tallyH_pool *p = tallyH_pool_of(ptr);
-        if (TALLY_LIKELY(p->tag == tallyH_tag(h, p, TALLY_POOL_SMALL))) {
-            int64_t idx = tallyH_pool_index(p, a);
-            if (TALLY_LIKELY(idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx))) {
-                TALLY_ASAN_POISON(ptr, p->bsize);
-                tallyH_count_free(h, p->bsize);
-                if (TALLY_UNLIKELY(tallyH_pool_needs_change(p, tallyH_pool_put(p, (uint32_t)idx))))
-                    tallyH_pool_changed(h, p);
-                return;
-            }
-        }
+    tallyH_pool *p = tallyH_pool_of(ptr);
+    if (TALLY_UNLIKELY(h->slow))
+        goto slow;
+    /* Ownership and the header tag are checked once per pool run: last_pool is a
+     * live small pool of this heap that passed them (cleared when it is released). */
+    if (p != h->last_pool) {
+        if (!tallyH_owns(h, a) || p->tag != tallyH_tag(h, p, TALLY_POOL_SMALL))
+            goto slow;
+        h->last_pool = p;
     }
+    int64_t idx = tallyH_pool_index(p, a);
+    if (TALLY_UNLIKELY(idx < 0 || tallyH_pool_is_free(p, (uint32_t)idx)))
+        goto slow; /* interior pointer or double free: reported there */
+    TALLY_ASAN_POISON(ptr, p->bsize);
+    tallyH_count_free(h, p->bsize);
+    if (TALLY_UNLIKELY(tallyH_pool_needs_change(p, tallyH_pool_put(p, (uint32_t)idx))))
+        tallyH_pool_changed(h, p);
+    return;
+slow:
     free_slow(h, ptr);
 }
 
@@ -423,9 +429,9 @@ static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
     }
     size_t lsize = (want << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR;
     tallyB_anno_resize(h, p->data, p->lsize, lsize);
-    h->in_use = h->in_use - p->lsize + lsize;
-    if (h->in_use > h->in_use_peak)
-        h->in_use_peak = h->in_use;
+    h->headroom -= (intptr_t)lsize - (intptr_t)p->lsize;
+    if (h->headroom < 0)
+        tallyH_new_peak(h);
     h->large_bytes = h->large_bytes - p->lsize + lsize;
     p->nunits = (uint32_t)want;
     p->lsize = lsize;
@@ -574,6 +580,7 @@ int tallyH_init(tallyH_heap *h, const tally_config *cfg)
     h->retain = cfg->retain_arenas ? cfg->retain_arenas : 2;
     h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os();
     h->on_valgrind = TALLY_ON_VALGRIND();
+    h->last_pool = TALLY_NO_POOL;
     tallyB_anno_pool_create(h);
     tallyH_update_slow(h);
     return 0;

@@ -35,8 +35,9 @@
  *  - A free pool's first word (its tag) is 0, or the pool is marked dirty in its
  *    region, in which case its tag is cleared before the pool is reused for the
  *    middle of a large block.
- *  - h->in_use is the sum of the usable sizes of live blocks: block sizes, or in
- *    debug mode the sizes requested (quarantined blocks excluded).
+ *  - Bytes in use (tallyH_in_use: in_use_peak - headroom) is the sum of the usable
+ *    sizes of live blocks: block sizes, or in debug mode the sizes requested
+ *    (quarantined blocks excluded).  headroom >= 0 between calls.
  *  - h->large_blocks / large_bytes count large blocks held, quarantine included.
  */
 #ifndef TALLY_HEAP_INTERNAL_H
@@ -53,6 +54,15 @@
 #define TALLY_POOL_MASK (TALLY_POOL_SIZE - 1)
 #define TALLY_ARENA_SIZE ((size_t)1 << TALLY_ARENA_SHIFT)
 #define TALLY_ARENA_POOLS 64
+
+/* Allocations between two releases of surplus empty arenas (region.c). */
+#ifndef TALLY_DECAY_ALLOCS
+#define TALLY_DECAY_ALLOCS 1024u
+#endif
+
+/* The empty value of h->last_pool: not pool-aligned, so no pointer's pool (not
+ * even NULL's, which is 0) can ever equal it. */
+#define TALLY_NO_POOL ((tallyH_pool *)(uintptr_t)1)
 
 /* Ownership windows beyond the first, opened when a backend places memory far
  * from the first mapping (owner.c). */
@@ -85,7 +95,7 @@ struct tallyH_pool {
     uint32_t span;           /* small: cap * bsize, bytes covered by blocks */
     uint16_t cap;            /* small: blocks in the pool */
     uint16_t nfree;          /* small: free blocks */
-    uint16_t hint;           /* small: no free bit below freemap[hint] */
+    uint16_t hint;           /* small: bitmap word where the next search starts */
     uint16_t cls;            /* small: size-class index */
     uint32_t nunits;         /* pools covered: 1 for small, the span for large */
     tallyH_pool *next;       /* small: class avail list; huge: heap's huge list */
@@ -160,9 +170,12 @@ struct tallyH_heap {
     uintptr_t lo;             /* ownership window [lo, lo + span) */
     uintptr_t span;
     uint64_t *owner_map;      /* bit per arena-sized granule of the window (owner.c) */
+    tallyH_pool *last_pool;   /* small pool whose ownership and tag tally_free checked
+                                 last, or TALLY_NO_POOL (see tallyH_pool_release) */
     uintptr_t cookie;         /* secret mixed into pool tags */
-    size_t in_use;            /* usable bytes of live blocks */
-    size_t in_use_peak;
+    size_t in_use_peak;       /* high-water mark of bytes in use */
+    intptr_t headroom;        /* in_use_peak - in use: one counter keeps both (the fast
+                                 paths add or subtract; a negative value is a new peak) */
     unsigned long long nalloc;  /* allocations; frees are nalloc - live blocks */
     tallyH_class classes[TALLY_MAX_CLASSES];
 
@@ -178,6 +191,7 @@ struct tallyH_heap {
     size_t narenas_peak;
     size_t nempty;            /* arenas with every pool free */
     size_t retain;            /* empty arenas kept at least */
+    unsigned long long decay_mark; /* nalloc when surplus was last given back */
     size_t reserved;          /* bytes held from the backend / usable buffer */
     size_t reserved_peak;
     size_t limit;             /* max_bytes (hosted), 0 = none */
@@ -208,6 +222,11 @@ struct tallyH_heap {
 };
 
 /* ---- inline helpers ---------------------------------------------------------- */
+
+TALLY_INLINE size_t tallyH_in_use(const tallyH_heap *h)
+{
+    return h->in_use_peak - (size_t)h->headroom;
+}
 
 TALLY_INLINE tallyH_pool *tallyH_pool_of(const void *p)
 {
@@ -273,6 +292,7 @@ TALLY_INTERNAL tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *
 TALLY_INTERNAL bool tallyH_region_pool_free(const tallyH_region *r, const uint8_t *unit);
 TALLY_INTERNAL size_t tallyH_regions_trim(tallyH_heap *h);
 TALLY_INTERNAL size_t tallyH_arenas_release_empty(tallyH_heap *h);
+TALLY_INTERNAL void tallyH_arenas_decay(tallyH_heap *h);
 TALLY_INTERNAL void tallyH_regions_destroy(tallyH_heap *h);
 /* A request for backend memory, through fault injection and the limit. */
 TALLY_INTERNAL void *tallyH_backend_map(tallyH_heap *h, size_t size, size_t align);

@@ -1,7 +1,8 @@
 /* heap_inline.h - the allocation and release fast paths, inline.
  *
- * Taking a block: the lowest set bit of the pool's free bitmap, starting at the
- * word `hint` below which no bit is set.  Giving one back: divide its offset by the
+ * Taking a block: the lowest set bit of the first non-zero word of the pool's free
+ * bitmap at or after the word `hint` (wrapping around), which then becomes the
+ * hint: next fit, so that releasing a block costs no hint upkeep.  Giving one back: divide its offset by the
  * block size (multiplication by a reciprocal), refuse if it is not a block start
  * or its bit is already set, then set the bit.  List transitions (pool full, pool
  * no longer full, pool empty) are rare and out of line in pool.c.
@@ -11,11 +12,18 @@
 
 #include "heap/heap.h"
 
+/* Rare: the bytes in use passed the peak, which moves up to them. */
+TALLY_INLINE void tallyH_new_peak(tallyH_heap *h)
+{
+    h->in_use_peak += (size_t)-h->headroom;
+    h->headroom = 0;
+}
+
 TALLY_INLINE void tallyH_count_alloc(tallyH_heap *h, size_t size)
 {
-    h->in_use += size;
-    if (h->in_use > h->in_use_peak)
-        h->in_use_peak = h->in_use;
+    h->headroom -= (intptr_t)size;
+    if (TALLY_UNLIKELY(h->headroom < 0))
+        tallyH_new_peak(h);
     h->nalloc++;
 }
 
@@ -27,8 +35,8 @@ TALLY_INLINE uint8_t *tallyH_pool_take(tallyH_pool *p)
 {
     uint32_t w = p->hint;
     uint64_t bits;
-    while ((bits = p->freemap[w]) == 0)
-        w++;
+    while ((bits = p->freemap[w]) == 0) /* next fit: the search wraps around */
+        w = w + 1 < (p->cap + 63u) / 64u ? w + 1 : 0;
     p->freemap[w] = bits & (bits - 1);
     p->hint = (uint16_t)w;
     p->nfree--;
@@ -55,7 +63,7 @@ TALLY_INLINE bool tallyH_pool_is_free(const tallyH_pool *p, uint32_t idx)
 
 TALLY_INLINE void tallyH_count_free(tallyH_heap *h, size_t size)
 {
-    h->in_use -= size;
+    h->headroom += (intptr_t)size;
 }
 
 /* Gives block idx (live) back to p and returns p's new count of free blocks.  When
@@ -64,10 +72,7 @@ TALLY_INLINE void tallyH_count_free(tallyH_heap *h, size_t size)
  * mode counts a block free when it enters quarantine, not when it leaves. */
 TALLY_INLINE uint32_t tallyH_pool_put(tallyH_pool *p, uint32_t idx)
 {
-    uint32_t w = idx >> 6;
-    p->freemap[w] |= (uint64_t)1 << (idx & 63);
-    if (w < p->hint)
-        p->hint = (uint16_t)w;
+    p->freemap[idx >> 6] |= (uint64_t)1 << (idx & 63);
     return ++p->nfree;
 }
 

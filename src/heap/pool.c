@@ -21,6 +21,8 @@ tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls)
 {
     tallyH_class *c = &h->classes[cls];
     tallyH_region *r;
+    if (h->nempty > h->retain)
+        tallyH_arenas_decay(h);
     uint8_t *u = tallyH_units_alloc(h, 1, &r);
     if (u == NULL)
         return NULL;
@@ -70,6 +72,8 @@ void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p)
 uint8_t *tallyH_pool_filled(tallyH_heap *h, tallyH_pool *p, uint8_t *b)
 {
     tallyH_pool_unlink(&h->classes[p->cls], p);
+    if (h->nempty > h->retain)
+        tallyH_arenas_decay(h);
     return b;
 }
 
@@ -88,6 +92,8 @@ void tallyH_pool_changed(tallyH_heap *h, tallyH_pool *p)
     }
     if (p->nfree == p->cap && (p->next != NULL || p->prev != NULL))
         tallyH_pool_release(h, p);
+    if (h->nempty > h->retain)
+        tallyH_arenas_decay(h);
 }
 
 /* Returns a pool's pool-sized unit to its region. */
@@ -96,6 +102,8 @@ void tallyH_pool_release(tallyH_heap *h, tallyH_pool *p)
     tallyH_class *c = &h->classes[p->cls];
     tallyH_pool_unlink(c, p);
     c->npools--;
+    if (h->last_pool == p) /* it vouches for live pools only */
+        h->last_pool = TALLY_NO_POOL;
     p->tag = 0;
     tallyH_units_free(h, p->region, (uint8_t *)p, 1);
 }

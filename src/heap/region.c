@@ -6,12 +6,14 @@
  * 63 pools are usable and the bitmap is one word.  The fixed buffer is one region
  * of however many pools fit; its header and bitmaps sit in the buffer's prefix.
  *
- * Arena hysteresis.  An arena whose pools are all free is not unmapped at once: up
- * to max(retain, live arenas / 4) empty arenas are kept (at the tail of the avail
- * list, so that partly used arenas are filled first and empty ones stay empty).  A
- * program that oscillates around an arena boundary thus never maps and unmaps in a
- * loop, and one that shrinks for good gives most memory back.  tally_heap_trim()
- * releases everything that is unused, and purges free pools of live arenas.
+ * Arena hysteresis.  An arena whose pools are all free is not unmapped at once: it
+ * is kept at the tail of the avail list (partly used arenas are filled first, so
+ * empty ones stay empty).  max(retain, live arenas / 4) of them are kept for good;
+ * the surplus decays, one arena per TALLY_DECAY_ALLOCS allocations, as the program
+ * runs on (tallyH_arenas_decay).  A program that oscillates thus reuses resident
+ * arenas instead of unmapping and faulting them in again, and one that shrinks for
+ * good gives most memory back as it continues.  tally_heap_trim() releases all
+ * unused memory at once, and purges free pools of live arenas.
  *
  * Dirty pools.  A pool freed after use keeps stale bytes, including possibly a
  * valid-looking pool header.  Such pools are marked dirty; before a dirty pool
@@ -249,21 +251,45 @@ static void arena_release(tallyH_heap *h, tallyH_region *r)
     tallyH_backend_unmap(h, r->map_addr, r->map_size);
 }
 
-/* An arena has just become empty.  Keep it at the tail of the avail list for reuse,
- * then give back empty arenas beyond the cache limit, which shrinks with the heap. */
+/* Empty arenas the heap keeps for reuse: at least `retain`, and a quarter of the
+ * arenas in use, so the cache grows with the heap. */
+static size_t arenas_to_keep(const tallyH_heap *h)
+{
+    size_t live = h->narenas - h->nempty;
+    return h->retain > live / 4 ? h->retain : live / 4;
+}
+
+/* An arena has just become empty: it goes to the tail of the avail list, where it
+ * is used last.  Nothing is unmapped here: giving pages back costs the kernel about
+ * 60 us per MiB, which a program freeing a large structure would pay in the middle
+ * of its work, and a program that grows again would pay twice (and fault the pages
+ * in again).  The surplus is given back by tallyH_arenas_decay instead. */
 static void arena_emptied(tallyH_heap *h, tallyH_region *r)
 {
     h->nempty++;
     avail_unlink(h, r);
     avail_push_tail(h, r);
-    size_t live = h->narenas - h->nempty;
-    size_t keep = h->retain > live / 4 ? h->retain : live / 4;
-    tallyH_region *e = h->avail;
-    while (h->nempty > keep && e != NULL) {
-        tallyH_region *next = e->anext;
-        if (e->kind == TALLY_REGION_ARENA && e->nfree == e->npools)
-            arena_release(h, e);
-        e = next;
+}
+
+/* Gives back one surplus empty arena for every TALLY_DECAY_ALLOCS allocations the
+ * program makes while it has surplus: called from events that happen as a program
+ * runs (a pool fills, changes lists, or is created), so memory returns as the
+ * program continues, never in a burst of frees.  Deterministic: it counts
+ * allocations, not time.  tally_heap_trim, exhaustion and close release at once. */
+void tallyH_arenas_decay(tallyH_heap *h)
+{
+    if (h->nempty <= arenas_to_keep(h)) {
+        h->decay_mark = h->nalloc;
+        return;
+    }
+    if (h->nalloc - h->decay_mark < TALLY_DECAY_ALLOCS)
+        return;
+    h->decay_mark = h->nalloc;
+    for (tallyH_region *r = h->avail; r; r = r->anext) {
+        if (r->kind == TALLY_REGION_ARENA && r->nfree == r->npools) {
+            arena_release(h, r);
+            return;
+        }
     }
 }
 

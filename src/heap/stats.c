@@ -121,7 +121,7 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
 
     size_t free_pools, longest, clean;
     free_runs(h, &free_pools, &longest, &clean);
-    s->bytes_in_use = h->in_use;
+    s->bytes_in_use = tallyH_in_use(h);
     s->bytes_in_use_peak = h->in_use_peak;
     s->bytes_reserved = h->reserved;
     s->bytes_reserved_peak = h->reserved_peak;
@@ -208,7 +208,7 @@ int tally_heap_visit(tally_rt *rt, tally_block_visitor visit, void *arg)
 
 typedef struct check_ctx {
     long problems;
-    size_t live_bytes; /* what h->in_use should be, recomputed from the pools */
+    size_t live_bytes; /* what tallyH_in_use() should be, recomputed from the pools */
 } check_ctx;
 
 /* Bytes a debug block counts in use: its request, or 0 in quarantine. */
@@ -239,11 +239,11 @@ static int check_small(tallyH_heap *h, tallyH_pool *p, check_ctx *c)
         uint64_t bits = p->freemap[w];
         if (w == words - 1 && p->cap % 64)
             CHECK((bits >> (p->cap % 64)) == 0, "pool %p: bitmap has bits past its end", (void *)p);
-        CHECK(w >= p->hint || bits == 0, "pool %p: free block below the search hint", (void *)p);
         count += (uint32_t)__builtin_popcountll(bits);
     }
     CHECK(count == p->nfree, "pool %p: %u free blocks in the bitmap, %u counted", (void *)p,
           count, p->nfree);
+    CHECK(p->hint < words, "pool %p: search hint past the bitmap", (void *)p);
     bool listed = p->prev != NULL || k->avail == p;
     CHECK(listed == (p->nfree > 0), "pool %p: on its class list: %d, free blocks: %u",
           (void *)p, listed, p->nfree);
@@ -317,10 +317,10 @@ long tally_heap_check(tally_rt *rt)
     check_ctx c = {0, 0};
     tallyH_walk_pools(h, check_pool, &c);
     c.problems += check_lists(h);
-    if (c.live_bytes != h->in_use) {
+    if (c.live_bytes != tallyH_in_use(h) || h->headroom < 0) {
         tallyB_error_report(&h->err, TALLY_ECORRUPT,
                             "accounting: %zu bytes in live blocks, %zu counted in use",
-                            c.live_bytes, h->in_use);
+                            c.live_bytes, tallyH_in_use(h));
         c.problems++;
     }
     return c.problems;
