@@ -262,21 +262,28 @@ static inline size_t max_size(size_t a, size_t b)
 /* ---- opening runtimes ------------------------------------------------------------ */
 
 /* A hosted runtime reporting into rec (which may be NULL: discard). */
+/* Opens a runtime from cfg with the given debug level; reports go to rec, or are
+ * discarded when rec is NULL. */
+static inline tally_rt *open_with(tally_config *cfg, recorder *rec, int debug)
+{
+    cfg->debug = debug;
+    if (rec) {
+        rec_reset(rec);
+        cfg->report = rec_report;
+        cfg->report_arg = rec;
+    } else {
+        cfg->report = tally_report_discard;
+    }
+    tally_rt *rt = tally_open(cfg);
+    assert_non_null(rt);
+    return rt;
+}
+
 static inline tally_rt *open_hosted(recorder *rec, int debug)
 {
     tally_config cfg;
     tally_config_init(&cfg);
-    cfg.debug = debug;
-    if (rec) {
-        rec_reset(rec);
-        cfg.report = rec_report;
-        cfg.report_arg = rec;
-    } else {
-        cfg.report = tally_report_discard;
-    }
-    tally_rt *rt = tally_open(&cfg);
-    assert_non_null(rt);
-    return rt;
+    return open_with(&cfg, rec, debug);
 }
 
 static inline tally_rt *open_fixed(void *mem, size_t size, recorder *rec, int debug)
@@ -285,17 +292,7 @@ static inline tally_rt *open_fixed(void *mem, size_t size, recorder *rec, int de
     tally_config_init(&cfg);
     cfg.memory = mem;
     cfg.memory_size = size;
-    cfg.debug = debug;
-    if (rec) {
-        rec_reset(rec);
-        cfg.report = rec_report;
-        cfg.report_arg = rec;
-    } else {
-        cfg.report = tally_report_discard;
-    }
-    tally_rt *rt = tally_open(&cfg);
-    assert_non_null(rt);
-    return rt;
+    return open_with(&cfg, rec, debug);
 }
 
 static inline struct tally_heap_stats get_stats(tally_rt *rt)
