@@ -351,7 +351,7 @@ void tallyH_release(tallyH_heap *h, const tallyH_block *b)
 {
     tallyH_pool *p = b->pool;
     if (!b->large) {
-        if (tallyH_pool_needs_change(p, tallyH_pool_put(p, b->index)))
+        if (tallyH_pool_needs_change(h, p, tallyH_pool_put(p, b->index)))
             tallyH_pool_changed(h, p);
         return;
     }
@@ -400,7 +400,7 @@ void tally_free(tally_rt *rt, void *ptr)
         goto slow; /* interior pointer or double free: reported there */
     TALLY_ASAN_POISON(ptr, p->bsize);
     tallyH_count_free(h, p->bsize);
-    if (TALLY_UNLIKELY(tallyH_pool_needs_change(p, tallyH_pool_put(p, (uint32_t)idx))))
+    if (TALLY_UNLIKELY(tallyH_pool_needs_change(h, p, tallyH_pool_put(p, (uint32_t)idx))))
         tallyH_pool_changed(h, p);
     return;
 slow:

@@ -30,7 +30,9 @@
  * middle of large blocks, and overwritten headers.
  *
  * Invariants.
- *  - A small pool is on its class's `avail` list iff nfree > 0.
+ *  - A small pool is on its class's `avail` queue iff nfree > 0.  The head's prev
+ *    is stale: popping the head writes nothing into the next pool (in a large
+ *    heap, a cache miss); only a non-head pool's prev is exact.
  *  - A region is on the heap's `avail` list iff it has a free pool.
  *  - A free pool's first word (its tag) is 0, or the pool is marked dirty in its
  *    region, in which case its tag is cleared before the pool is reused for the
@@ -98,8 +100,8 @@ struct tallyH_pool {
     uint16_t hint;           /* small: bitmap word where the next search starts */
     uint16_t cls;            /* small: size-class index */
     uint32_t nunits;         /* pools covered: 1 for small, the span for large */
-    tallyH_pool *next;       /* small: class avail list; huge: heap's huge list */
-    tallyH_pool *prev;
+    tallyH_pool *next;       /* small: class avail queue; huge: heap's huge list */
+    tallyH_pool *prev;       /* not kept for the head of a class queue */
     size_t lsize;            /* large: usable bytes of the block */
     uint64_t freemap[];      /* small: cap bits, 1 = free */
 };
@@ -126,14 +128,15 @@ struct tallyH_region {
 };
 
 struct tallyH_class {
-    tallyH_pool *avail;       /* pools with a free block (head is used first) */
+    tallyH_pool *avail;       /* queue of pools with a free block: head used first */
+    tallyH_pool *tail;        /* its last pool (NULL when empty) */
     uint32_t bsize;           /* block size */
     uint32_t inv;             /* ceil(2^32 / bsize) */
     uint16_t cap;             /* blocks per pool */
     uint16_t hdr;             /* pool header bytes, bitmap included */
     uint32_t npools;          /* pools serving this class */
-    uint64_t reserved;        /* pads the record to 32 bytes: indexing is a shift */
 };
+_Static_assert(sizeof(struct tallyH_class) == 32, "class records are indexed by a shift");
 
 /* One injectable fault (SQLite's fault.c idea). */
 typedef struct tallyH_fault {

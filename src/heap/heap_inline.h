@@ -79,9 +79,11 @@ TALLY_INLINE uint32_t tallyH_pool_put(tallyH_pool *p, uint32_t idx)
 /* True when p must change lists: it was full, or it is empty and not alone on its
  * class list (the last pool with free blocks is kept even when empty, so that a
  * lone malloc/free pair never gives a pool back and re-creates it). */
-TALLY_INLINE bool tallyH_pool_needs_change(const tallyH_pool *p, uint32_t nfree)
+TALLY_INLINE bool tallyH_pool_needs_change(const tallyH_heap *h, const tallyH_pool *p,
+                                          uint32_t nfree)
 {
-    return nfree == 1 || (nfree == p->cap && (p->next != NULL || p->prev != NULL));
+    return nfree == 1 ||
+           (nfree == p->cap && !(p->next == NULL && h->classes[p->cls].avail == p));
 }
 
 #endif /* TALLY_HEAP_INLINE_H */

@@ -1,16 +1,20 @@
-/* pool.c - small pools: creation, the class lists, and giving pools back.
+/* pool.c - small pools: creation, the class queues, and giving pools back.
  *
- * A class's `avail` list holds its pools that have a free block; allocation takes
- * from the head.  A pool that fills leaves the list; a full pool that gets a block
- * back returns to the head, so recently touched pools are reused first and pools
- * that drain can empty out completely.  A pool that becomes empty is returned to
- * its region unless it is the class's only pool with free blocks: keeping that one
- * avoids giving back and re-creating a pool on every call of a program that
- * allocates and frees a single block in a loop (the "lone pair" case that makes
- * mimalloc 2.x slow).
+ * A class's `avail` queue holds its pools that have a free block; allocation takes
+ * from the head until that pool fills, then pops it.  A full pool that gets a
+ * block back joins the tail, not the head: by the time it comes up again it has
+ * collected more free blocks, so allocation stays on one warm pool for many calls
+ * instead of visiting a cold pool per call (in a random live-set workload, nearly
+ * every free turns a full pool non-full).  Popping the head writes nothing into
+ * the next pool, whose prev is left stale; joining the tail writes into the old
+ * tail, which joined recently and is still warm.  A pool that becomes empty is
+ * returned to its region unless it is the class's only pool with free blocks:
+ * keeping that one avoids giving back and re-creating a pool on every call of a
+ * program that allocates and frees a single block in a loop (the "lone pair" case
+ * that makes mimalloc 2.x slow).
  *
  * The allocation fast path itself (taking a bit from the bitmap) is inline in
- * heap_inline.h; this file has the transitions between list states.
+ * heap_inline.h; this file has the transitions between queue states.
  */
 #include <string.h>
 
@@ -48,23 +52,26 @@ tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls)
     if (h->debug)
         tallyH_debug_pool_init(p);
     tallyB_anno_noaccess(p->data, p->span);
-    p->prev = NULL;
-    p->next = c->avail;
-    if (c->avail)
-        c->avail->prev = p;
-    c->avail = p;
+    /* A new pool is made only when the queue is empty: it becomes the whole queue. */
+    p->prev = p->next = NULL;
+    c->avail = c->tail = p;
     c->npools++;
     return p;
 }
 
+/* Takes p off its class queue.  The head is recognised by c->avail, not by its
+ * prev, which is never maintained. */
 void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p)
 {
-    if (p->prev)
+    if (c->avail == p) {
+        c->avail = p->next; /* the new head's prev goes stale: never read */
+    } else {
         p->prev->next = p->next;
-    else
-        c->avail = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+        if (p->next)
+            p->next->prev = p->prev;
+    }
+    if (c->tail == p)
+        c->tail = c->avail == NULL ? NULL : p->prev;
     p->next = p->prev = NULL;
 }
 
@@ -78,19 +85,21 @@ uint8_t *tallyH_pool_filled(tallyH_heap *h, tallyH_pool *p, uint8_t *b)
 }
 
 /* p just went from full to one free block, or to all blocks free.  A full pool
- * that got a block back goes to the head of its class's list; an empty pool is
- * released unless it is alone on that list. */
+ * that got a block back joins the tail of its class's queue; an empty pool is
+ * released unless it is alone in that queue. */
 void tallyH_pool_changed(tallyH_heap *h, tallyH_pool *p)
 {
     tallyH_class *c = &h->classes[p->cls];
-    if (p->nfree == 1) {
-        p->prev = NULL;
-        p->next = c->avail;
-        if (c->avail)
-            c->avail->prev = p;
-        c->avail = p;
+    if (p->nfree == 1) { /* join the tail */
+        p->next = NULL;
+        p->prev = c->tail;
+        if (c->tail)
+            c->tail->next = p;
+        else
+            c->avail = p;
+        c->tail = p;
     }
-    if (p->nfree == p->cap && (p->next != NULL || p->prev != NULL))
+    if (p->nfree == p->cap && !(c->avail == p && p->next == NULL))
         tallyH_pool_release(h, p);
     if (h->nempty > h->retain)
         tallyH_arenas_decay(h);

@@ -33,7 +33,7 @@ static uint32_t capacity(uint32_t bsize)
 static void class_set(tallyH_heap *h, int i, uint32_t bsize)
 {
     tallyH_class *c = &h->classes[i];
-    c->avail = NULL;
+    c->avail = c->tail = NULL;
     c->bsize = bsize;
     c->inv = tallyH_reciprocal(bsize);
     c->cap = (uint16_t)capacity(bsize);

@@ -244,7 +244,7 @@ static int check_small(tallyH_heap *h, tallyH_pool *p, check_ctx *c)
     CHECK(count == p->nfree, "pool %p: %u free blocks in the bitmap, %u counted", (void *)p,
           count, p->nfree);
     CHECK(p->hint < words, "pool %p: search hint past the bitmap", (void *)p);
-    bool listed = p->prev != NULL || k->avail == p;
+    bool listed = k->avail == p || (p->prev != NULL && p->prev->next == p);
     CHECK(listed == (p->nfree > 0), "pool %p: on its class list: %d, free blocks: %u",
           (void *)p, listed, p->nfree);
     if (!h->debug) {
