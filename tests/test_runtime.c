@@ -495,6 +495,32 @@ static void test_custom_backend(void **state)
     assert_int_equal(mb.maps, mb.unmaps);
 }
 
+/* Blocks still live at close, huge ones included, go back to the backend whole:
+ * every mapping is unmapped with the size it was mapped with. */
+static void test_close_returns_everything(void **state)
+{
+    (void)state;
+    my_backend mb;
+    memset(&mb, 0, sizeof mb);
+    tally_backend be = {my_map, my_unmap, my_purge, &mb};
+    tally_config cfg;
+    tally_config_init(&cfg);
+    cfg.backend = &be;
+    tally_rt *rt = tally_open(&cfg);
+    assert_non_null(rt);
+    void *huge = tally_malloc(rt, 3 * MiB + 123);
+    void *large = tally_malloc(rt, 100000);
+    void *small = tally_malloc(rt, 40);
+    assert_non_null(huge);
+    assert_non_null(large);
+    assert_non_null(small);
+    memset(huge, 7, 3 * MiB + 123);
+    tally_close(rt); /* all three still live */
+    assert_int_equal(mb.outstanding, 0);
+    assert_int_equal(mb.outstanding_bytes, 0);
+    assert_int_equal(mb.maps, mb.unmaps);
+}
+
 static void test_refusing_backend(void **state)
 {
     (void)state;
@@ -738,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_two_fixed_halves),
         cmocka_unit_test(test_threads_own_runtimes),
         cmocka_unit_test(test_custom_backend),
+        cmocka_unit_test(test_close_returns_everything),
         cmocka_unit_test(test_refusing_backend),
         cmocka_unit_test(test_backend_far_apart),
         cmocka_unit_test(test_retain_arenas),

@@ -97,7 +97,7 @@ static size_t pools_for(size_t n)
 static uint8_t *large_alloc(tallyH_heap *h, size_t n)
 {
     size_t units = pools_for(n);
-    if (!h->fixed && units >= TALLY_ARENA_POOLS)
+    if (!h->fixed && units > TALLY_ARENA_POOLS)
         return huge_alloc(h, n);
     if (units > UINT32_MAX) {
         tallyB_error_set(&h->err, TALLY_ENOMEM, "request of %zu bytes exceeds the heap", n);
@@ -227,18 +227,14 @@ void *tally_calloc(tally_rt *rt, size_t count, size_t n)
 
 /* ---- finding and releasing blocks -------------------------------------------------- */
 
-static bool is_region_header(tallyH_heap *h, uintptr_t base)
-{
-    return tallyB_peek_word((const void *)base) == tallyH_tag(h, (const void *)base, 0);
-}
-
-/* The region whose pools contain address a (owned), or NULL (a huge block). */
+/* The region whose pools contain address a, or NULL (a huge block): a search,
+ * fine on this error path. */
 static tallyH_region *region_containing(tallyH_heap *h, uintptr_t a)
 {
-    if (h->fixed)
-        return h->regions;
-    uintptr_t base = TALLY_ALIGN_DOWN(a, TALLY_ARENA_SIZE);
-    return is_region_header(h, base) ? (tallyH_region *)base : NULL;
+    for (tallyH_region *r = h->regions; r; r = r->next)
+        if (a - (uintptr_t)r->base < ((size_t)r->npools << TALLY_POOL_SHIFT))
+            return r;
+    return NULL;
 }
 
 /* Explains an owned address whose pool header is not a live pool's. */

@@ -2,16 +2,15 @@
  *
  * Layout.  The heap is made of *pools* (TALLY_POOL_SIZE bytes, aligned to their
  * size), grouped in *regions*: a hosted arena (64 pools from one backend mapping,
- * the first holding the region header) or the one caller-given buffer.  Every pool
+ * its header kept apart) or the one caller-given buffer.  Every pool
  * starts with a header, so any block address masked with ~TALLY_POOL_MASK gives its
  * pool, the pool gives its heap, and the heap is the first member of the runtime:
  * the owner of a block is found in O(1) without a search.
  *
- *   arena (hosted, 2^TALLY_ARENA_SHIFT aligned)
- *   +----------+---------+---------+-----+---------+
- *   | region   | pool 1  | pool 2  | ... | pool 63 |
- *   | header   |         |         |     |         |
- *   +----------+---------+---------+-----+---------+
+ *   arena (hosted, 2^TALLY_ARENA_SHIFT aligned; its region header lives apart)
+ *   +---------+---------+---------+-----+---------+
+ *   | pool 0  | pool 1  | pool 2  | ... | pool 63 |
+ *   +---------+---------+---------+-----+---------+
  *   pool (small): | header | free bitmap | block 0 | block 1 | ... | block cap-1 |
  *   pool (large): | header | one block spanning nunits pools ................... |
  *
@@ -74,7 +73,7 @@
 #define TALLY_POOL_SMALL 1u
 #define TALLY_POOL_LARGE 2u
 
-/* Region kinds. */
+/* Region kinds (the region header of an arena lives apart from it, region.c). */
 #define TALLY_REGION_ARENA 1u
 #define TALLY_REGION_FIXED 2u
 
@@ -190,6 +189,8 @@ struct tallyH_heap {
     tallyH_region *regions;   /* all regions */
     tallyH_region *avail;     /* regions with a free pool, fullest-first-ish */
     tallyH_pool *huge;        /* hosted huge blocks (own mapping each) */
+    void *region_slabs;       /* pages holding arena headers (region.c) */
+    tallyH_region *region_spare; /* unused arena headers in those pages */
     size_t narenas;           /* arenas mapped */
     size_t narenas_peak;
     size_t nempty;            /* arenas with every pool free */

@@ -2,9 +2,10 @@
  *
  * A region hands out runs of contiguous pools, tracked by a bitmap (1 = free): one
  * pool for a small pool, several for a large block.  Hosted arenas are 64 pools
- * from one backend mapping aligned to its size; pool 0 holds the region header, so
- * 63 pools are usable and the bitmap is one word.  The fixed buffer is one region
- * of however many pools fit; its header and bitmaps sit in the buffer's prefix.
+ * from one backend mapping aligned to its size, so the bitmap is one word; their
+ * headers live apart, in small slabs (region_header_new).  The fixed buffer is one
+ * region of however many pools fit; its header and bitmaps sit in the buffer's
+ * prefix.
  *
  * Arena hysteresis.  An arena whose pools are all free is not unmapped at once: it
  * is kept at the tail of the avail list (partly used arenas are filled first, so
@@ -211,26 +212,69 @@ uint8_t *tallyH_map_owned(tallyH_heap *h, size_t size)
     return m;
 }
 
+/* ---- region headers ------------------------------------------------------------ */
+
+/* Arena headers live in small slabs of their own (one page holds about thirty),
+ * not in their arenas: an arena's 64 pools are all usable, and a header costs a
+ * share of one resident page instead of a whole touched page per arena. */
+typedef struct region_slab {
+    struct region_slab *next;
+    tallyH_region slots[];
+} region_slab;
+
+#define REGION_SLAB_BYTES 4096u
+#define REGION_SLAB_SLOTS ((REGION_SLAB_BYTES - sizeof(region_slab)) / sizeof(tallyH_region))
+
+static tallyH_region *region_header_new(tallyH_heap *h)
+{
+    if (h->region_spare == NULL) {
+        region_slab *slab = tallyH_backend_map(h, REGION_SLAB_BYTES, 4096);
+        if (slab == NULL)
+            return NULL;
+        slab->next = h->region_slabs;
+        h->region_slabs = slab;
+        for (size_t i = 0; i < REGION_SLAB_SLOTS; i++) {
+            slab->slots[i].next = h->region_spare;
+            h->region_spare = &slab->slots[i];
+        }
+    }
+    tallyH_region *r = h->region_spare;
+    h->region_spare = r->next;
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void region_header_free(tallyH_heap *h, tallyH_region *r)
+{
+    r->tag = 0;
+    r->next = h->region_spare;
+    h->region_spare = r;
+}
+
+/* ---- arenas -------------------------------------------------------------------- */
+
 static tallyH_region *arena_new(tallyH_heap *h)
 {
-    uint8_t *m = tallyH_map_owned(h, TALLY_ARENA_SIZE);
-    if (m == NULL)
+    tallyH_region *r = region_header_new(h);
+    if (r == NULL)
         return NULL;
-
-    tallyH_region *r = (tallyH_region *)m;
-    memset(r, 0, sizeof *r);
+    uint8_t *m = tallyH_map_owned(h, TALLY_ARENA_SIZE);
+    if (m == NULL) {
+        region_header_free(h, r);
+        return NULL;
+    }
     r->tag = tallyH_tag(h, r, 0);
     r->heap = h;
     r->kind = TALLY_REGION_ARENA;
-    r->base = m + TALLY_POOL_SIZE;
-    r->npools = TALLY_ARENA_POOLS - 1;
+    r->base = m;
+    r->npools = TALLY_ARENA_POOLS;
     r->nfree = r->npools;
     r->nwords = 1;
     r->map_addr = m;
     r->map_size = TALLY_ARENA_SIZE;
     r->freemap = &r->maps[0];
     r->dirtymap = &r->maps[1];
-    r->freemap[0] = ((uint64_t)1 << r->npools) - 1;
+    r->freemap[0] = ~(uint64_t)0;
     r->dirtymap[0] = 0;
     regions_link(h, r);
     avail_push_head(h, r);
@@ -241,14 +285,20 @@ static tallyH_region *arena_new(tallyH_heap *h)
     return r;
 }
 
+static void arena_unmap(tallyH_heap *h, tallyH_region *r)
+{
+    tallyH_owner_remove(h, (uintptr_t)r->map_addr);
+    tallyH_backend_unmap(h, r->map_addr, r->map_size);
+    region_header_free(h, r);
+}
+
 static void arena_release(tallyH_heap *h, tallyH_region *r)
 {
     avail_unlink(h, r);
     regions_unlink(h, r);
     h->nempty--;
     h->narenas--;
-    tallyH_owner_remove(h, (uintptr_t)r->map_addr);
-    tallyH_backend_unmap(h, r->map_addr, r->map_size);
+    arena_unmap(h, r);
 }
 
 /* Empty arenas the heap keeps for reuse: at least `retain`, and a quarter of the
@@ -341,7 +391,7 @@ uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
                          n, TALLY_POOL_SIZE, r ? r->nfree : 0, r ? r->npools : 0);
         return NULL;
     }
-    TALLY_ASSERT(n < TALLY_ARENA_POOLS);
+    TALLY_ASSERT(n <= TALLY_ARENA_POOLS);
     tallyH_region *r = arena_new(h);
     if (r == NULL)
         return NULL;
@@ -471,18 +521,21 @@ void tallyH_regions_destroy(tallyH_heap *h)
     while (h->huge) {
         tallyH_pool *p = h->huge;
         h->huge = p->next;
-        size_t size = (size_t)p->nunits << TALLY_POOL_SHIFT;
         tallyH_owner_remove(h, (uintptr_t)p);
-        tallyH_backend_unmap(h, p, size);
+        tallyH_backend_unmap(h, p, p->lsize + TALLY_LARGE_HDR); /* as huge_free */
     }
     while (h->regions) {
         tallyH_region *r = h->regions;
         h->regions = r->next;
-        if (r->kind == TALLY_REGION_ARENA) {
-            tallyH_owner_remove(h, (uintptr_t)r->map_addr);
-            tallyH_backend_unmap(h, r->map_addr, r->map_size);
-        }
+        if (r->kind == TALLY_REGION_ARENA)
+            arena_unmap(h, r);
     }
+    while (h->region_slabs) {
+        region_slab *slab = h->region_slabs;
+        h->region_slabs = slab->next;
+        tallyH_backend_unmap(h, slab, REGION_SLAB_BYTES);
+    }
+    h->region_spare = NULL;
     h->avail = NULL;
     h->narenas = h->nempty = 0;
 }
