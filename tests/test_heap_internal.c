@@ -20,11 +20,27 @@ static void test_reciprocal_exact_for_every_offset(void **state)
     tallyH_heap *h = &rt->heap;
     for (int c = 0; c < h->nclasses; c++) {
         uint32_t b = h->classes[c].bsize, inv = h->classes[c].inv;
-        for (uint32_t off = 0; off < (uint32_t)TALLY_POOL_SIZE; off++)
+        for (uint32_t off = 0; off < (uint32_t)TALLY_POOL_SIZE; off++) {
             if (tallyH_div(off, inv) != off / b)
                 fail_msg("class %u: offset %u gives %u, not %u", b, off, tallyH_div(off, inv), off / b);
+        }
     }
     tally_close(rt);
+}
+
+/* Division by reciprocal holds for every block size a build could have, not only
+ * this build's classes: all multiples of 16 up to half the largest pool (64 KiB,
+ * TALLY_POOL_SHIFT 16), at every offset inside such a pool. */
+static void test_reciprocal_exact_for_every_size(void **state)
+{
+    (void)state;
+    for (uint32_t b = 16; b <= 32768; b += 16) {
+        uint32_t inv = tallyH_reciprocal(b);
+        for (uint32_t off = 0; off < 65536; off++) {
+            if (tallyH_div(off, inv) != off / b)
+                fail_msg("block size %u, offset %u: division by reciprocal is wrong", b, off);
+        }
+    }
 }
 
 static void test_class_table(void **state)
@@ -78,6 +94,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reciprocal_exact_for_every_offset),
+        cmocka_unit_test(test_reciprocal_exact_for_every_size),
         cmocka_unit_test(test_class_table),
         cmocka_unit_test(test_ownership_edges),
     };
