@@ -165,10 +165,8 @@ static void validate(tallyH_heap *h)
 void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero)
 {
     validate(h);
-    if (n > TALLY_MAX_REQUEST - DBG_OVERHEAD) {
-        tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
+    if (!tallyH_request_fits(h, n, TALLY_MAX_REQUEST - DBG_OVERHEAD))
         return NULL;
-    }
     uint8_t *b = tallyH_alloc(h, n + DBG_OVERHEAD);
     if (b == NULL)
         return NULL;

@@ -141,12 +141,19 @@ static bool relieve(tallyH_heap *h, size_t n)
 
 /* Allocates n bytes (1 <= n) for internal callers: no annotation, no debug layout,
  * no counting (the caller counts what it hands out). */
+/* Is a request of n bytes within max?  Sets the error if not. */
+bool tallyH_request_fits(tallyH_heap *h, size_t n, size_t max)
+{
+    if (n <= max)
+        return true;
+    tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
+    return false;
+}
+
 void *tallyH_alloc(tallyH_heap *h, size_t n)
 {
-    if (n > TALLY_MAX_REQUEST) {
-        tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
+    if (!tallyH_request_fits(h, n, TALLY_MAX_REQUEST))
         return NULL;
-    }
     tally_error before = h->err.code;
     uint8_t *b = alloc_once(h, n);
     if (b == NULL && h->err.code != TALLY_EFAULT && relieve(h, n)) {
@@ -169,13 +176,20 @@ static uint8_t *alloc_user(tallyH_heap *h, size_t n, bool zeroed, tallyH_block *
     return b;
 }
 
+/* Does an injected fault fail this allocation call?  Sets the error if so. */
+static bool alloc_fault(tallyH_heap *h)
+{
+    if (!(h->fault_alloc.countdown || h->fault_alloc.firing) || !tallyH_fault_hit(&h->fault_alloc))
+        return false;
+    tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
+                     h->fault_alloc.requests);
+    return true;
+}
+
 static void *malloc_checked(tallyH_heap *h, size_t n, bool zero)
 {
-    if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
-        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
-                         h->fault_alloc.requests);
+    if (alloc_fault(h))
         return NULL;
-    }
     if (h->debug) /* a 0-byte debug block has guards right at its start */
         return tallyH_debug_malloc(h, n, zero);
     if (n == 0)
@@ -347,8 +361,7 @@ void tallyH_release(tallyH_heap *h, const tallyH_block *b)
 {
     tallyH_pool *p = b->pool;
     if (!b->large) {
-        if (tallyH_pool_needs_change(h, p, tallyH_pool_put(p, b->index)))
-            tallyH_pool_changed(h, p);
+        tallyH_pool_give(h, p, b->index);
         return;
     }
     h->large_blocks--;
@@ -396,8 +409,7 @@ void tally_free(tally_rt *rt, void *ptr)
         goto slow; /* interior pointer or double free: reported there */
     TALLY_ASAN_POISON(ptr, p->bsize);
     tallyH_count_free(h, p->bsize);
-    if (TALLY_UNLIKELY(tallyH_pool_needs_change(h, p, tallyH_pool_put(p, (uint32_t)idx))))
-        tallyH_pool_changed(h, p);
+    tallyH_pool_give(h, p, (uint32_t)idx);
     return;
 slow:
     free_slow(h, ptr);
@@ -457,11 +469,8 @@ void *tally_realloc(tally_rt *rt, void *p, size_t n)
 
 static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
 {
-    if ((h->fault_alloc.countdown || h->fault_alloc.firing) && tallyH_fault_hit(&h->fault_alloc)) {
-        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: allocation %lu failed",
-                         h->fault_alloc.requests);
+    if (alloc_fault(h))
         return NULL;
-    }
     if (h->debug)
         return tallyH_debug_realloc(h, p, n);
     if (n == 0)
@@ -469,10 +478,8 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
     tallyH_block b;
     if (tallyH_block_find(h, p, &b, "realloc") != TALLY_OK)
         return NULL;
-    if (n > TALLY_MAX_REQUEST) {
-        tallyB_error_set(&h->err, TALLY_EINVAL, "request of %zu bytes is larger than the heap allows", n);
+    if (!tallyH_request_fits(h, n, TALLY_MAX_REQUEST))
         return NULL;
-    }
     if (fits_in_place(h, &b, n))
         return p;
     tallyH_block qb;

@@ -321,6 +321,7 @@ TALLY_INTERNAL size_t tallyH_page_size(void);
 TALLY_INTERNAL int tallyH_init(tallyH_heap *h, const tally_config *cfg);
 TALLY_INTERNAL void tallyH_destroy(tallyH_heap *h);
 TALLY_INTERNAL void *tallyH_alloc(tallyH_heap *h, size_t n);
+TALLY_INTERNAL bool tallyH_request_fits(tallyH_heap *h, size_t n, size_t max);
 TALLY_INTERNAL void tallyH_release(tallyH_heap *h, const tallyH_block *b);
 TALLY_INTERNAL tally_error tallyH_block_find(tallyH_heap *h, const void *p, tallyH_block *b,
                                              const char *what);

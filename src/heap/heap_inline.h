@@ -66,24 +66,38 @@ TALLY_INLINE void tallyH_count_free(tallyH_heap *h, size_t size)
     h->headroom += (intptr_t)size;
 }
 
-/* Gives block idx (live) back to p and returns p's new count of free blocks.  When
- * that is 1 (p was full) or p->cap (p is empty), the caller must call
- * tallyH_pool_changed().  Counting is the caller's too (tallyH_count_free): debug
- * mode counts a block free when it enters quarantine, not when it leaves. */
+/* Sets block idx's bit and returns p's new count of free blocks (see
+ * tallyH_pool_give).  Counting is the caller's (tallyH_count_free): debug mode
+ * counts a block free when it enters quarantine, not when it leaves. */
 TALLY_INLINE uint32_t tallyH_pool_put(tallyH_pool *p, uint32_t idx)
 {
     p->freemap[idx >> 6] |= (uint64_t)1 << (idx & 63);
     return ++p->nfree;
 }
 
-/* True when p must change lists: it was full, or it is empty and not alone on its
- * class list (the last pool with free blocks is kept even when empty, so that a
- * lone malloc/free pair never gives a pool back and re-creates it). */
-TALLY_INLINE bool tallyH_pool_needs_change(const tallyH_heap *h, const tallyH_pool *p,
-                                          uint32_t nfree)
+/* Is p the only pool on its class's queue?  That one is kept even when empty, so
+ * that a lone malloc/free pair never gives a pool back and re-creates it. */
+TALLY_INLINE bool tallyH_pool_alone(const tallyH_class *c, const tallyH_pool *p)
 {
-    return nfree == 1 ||
-           (nfree == p->cap && !(p->next == NULL && h->classes[p->cls].avail == p));
+    return c->avail == p && p->next == NULL;
+}
+
+/* Gives block idx (live) of p back and moves p between queue states when it must:
+ * it was full, or it is empty and not alone.  The common case costs no call. */
+TALLY_INLINE void tallyH_pool_give(tallyH_heap *h, tallyH_pool *p, uint32_t idx)
+{
+    uint32_t nfree = tallyH_pool_put(p, idx);
+    if (TALLY_UNLIKELY(nfree == 1 ||
+                       (nfree == p->cap && !tallyH_pool_alone(&h->classes[p->cls], p))))
+        tallyH_pool_changed(h, p);
+}
+
+/* Surplus empty arenas are given back as the program runs on (region.c); the test
+ * here keeps the call off the paths that have nothing to give back. */
+TALLY_INLINE void tallyH_maybe_decay(tallyH_heap *h)
+{
+    if (h->nempty > h->retain)
+        tallyH_arenas_decay(h);
 }
 
 #endif /* TALLY_HEAP_INLINE_H */

@@ -25,8 +25,7 @@ tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls)
 {
     tallyH_class *c = &h->classes[cls];
     tallyH_region *r;
-    if (h->nempty > h->retain)
-        tallyH_arenas_decay(h);
+    tallyH_maybe_decay(h);
     uint8_t *u = tallyH_units_alloc(h, 1, &r);
     if (u == NULL)
         return NULL;
@@ -79,8 +78,7 @@ void tallyH_pool_unlink(tallyH_class *c, tallyH_pool *p)
 uint8_t *tallyH_pool_filled(tallyH_heap *h, tallyH_pool *p, uint8_t *b)
 {
     tallyH_pool_unlink(&h->classes[p->cls], p);
-    if (h->nempty > h->retain)
-        tallyH_arenas_decay(h);
+    tallyH_maybe_decay(h);
     return b;
 }
 
@@ -99,10 +97,9 @@ void tallyH_pool_changed(tallyH_heap *h, tallyH_pool *p)
             c->avail = p;
         c->tail = p;
     }
-    if (p->nfree == p->cap && !(c->avail == p && p->next == NULL))
+    if (p->nfree == p->cap && !tallyH_pool_alone(c, p))
         tallyH_pool_release(h, p);
-    if (h->nempty > h->retain)
-        tallyH_arenas_decay(h);
+    tallyH_maybe_decay(h);
 }
 
 /* Returns a pool's pool-sized unit to its region. */
