@@ -456,18 +456,34 @@ static void my_purge(void *ctx, void *addr, size_t size)
     memset(addr, 0, size);
 }
 
+/* A runtime on a fresh counting backend (reports discarded). */
+static tally_rt *open_on_counting_backend(my_backend *mb, tally_backend *be)
+{
+    memset(mb, 0, sizeof *mb);
+    *be = (tally_backend){my_map, my_unmap, my_purge, mb};
+    tally_config cfg;
+    tally_config_init(&cfg);
+    cfg.backend = be;
+    cfg.report = tally_report_discard;
+    tally_rt *rt = tally_open(&cfg);
+    assert_non_null(rt);
+    return rt;
+}
+
+/* After close: every mapping went back, with the size it was mapped with. */
+static void assert_all_returned(const my_backend *mb)
+{
+    assert_int_equal(mb->outstanding, 0);
+    assert_int_equal(mb->outstanding_bytes, 0);
+    assert_int_equal(mb->maps, mb->unmaps);
+}
+
 static void test_custom_backend(void **state)
 {
     (void)state;
     my_backend mb;
-    memset(&mb, 0, sizeof mb);
-    tally_backend be = {my_map, my_unmap, my_purge, &mb};
-    tally_config cfg;
-    tally_config_init(&cfg);
-    cfg.backend = &be;
-    cfg.report = tally_report_discard;
-    tally_rt *rt = tally_open(&cfg);
-    assert_non_null(rt);
+    tally_backend be;
+    tally_rt *rt = open_on_counting_backend(&mb, &be);
     enum { N = 300 };
     void *p[N];
     for (int i = 0; i < N; i++) {
@@ -490,9 +506,7 @@ static void test_custom_backend(void **state)
     s = get_stats(rt);
     assert_int_equal(s.bytes_reserved, mb.outstanding_bytes);
     tally_close(rt);
-    assert_int_equal(mb.outstanding, 0);
-    assert_int_equal(mb.outstanding_bytes, 0);
-    assert_int_equal(mb.maps, mb.unmaps);
+    assert_all_returned(&mb);
 }
 
 /* Blocks still live at close, huge ones included, go back to the backend whole:
@@ -501,13 +515,8 @@ static void test_close_returns_everything(void **state)
 {
     (void)state;
     my_backend mb;
-    memset(&mb, 0, sizeof mb);
-    tally_backend be = {my_map, my_unmap, my_purge, &mb};
-    tally_config cfg;
-    tally_config_init(&cfg);
-    cfg.backend = &be;
-    tally_rt *rt = tally_open(&cfg);
-    assert_non_null(rt);
+    tally_backend be;
+    tally_rt *rt = open_on_counting_backend(&mb, &be);
     void *huge = tally_malloc(rt, 3 * MiB + 123);
     void *large = tally_malloc(rt, 100000);
     void *small = tally_malloc(rt, 40);
@@ -516,9 +525,7 @@ static void test_close_returns_everything(void **state)
     assert_non_null(small);
     memset(huge, 7, 3 * MiB + 123);
     tally_close(rt); /* all three still live */
-    assert_int_equal(mb.outstanding, 0);
-    assert_int_equal(mb.outstanding_bytes, 0);
-    assert_int_equal(mb.maps, mb.unmaps);
+    assert_all_returned(&mb);
 }
 
 static void test_refusing_backend(void **state)
