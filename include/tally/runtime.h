@@ -45,7 +45,9 @@ typedef enum tally_error {
     TALLY_EDOUBLEFREE, /* a block was released twice */
     TALLY_EFOREIGN,    /* a pointer that this runtime never handed out */
     TALLY_ECORRUPT,    /* guard bytes, poison or heap metadata were overwritten */
-    TALLY_EFAULT       /* a failure injected by tally_fault_inject() */
+    TALLY_EFAULT,      /* a failure injected by tally_fault_inject() */
+    TALLY_EDEAD,       /* an object used after its death (incref, decref below zero) */
+    TALLY_EBUSY        /* not now: a collection is running */
 } tally_error;
 
 /* Report callback: receives one line (no trailing newline) per detected misuse. */

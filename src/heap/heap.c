@@ -344,6 +344,21 @@ tally_error tallyH_block_find_user(tallyH_heap *h, const void *raw, const void *
     return block_find_at(h, (uintptr_t)raw, (uintptr_t)user, b, what);
 }
 
+/* Is `user` the start of a live block handed to a user (quietly: no report)? */
+bool tallyH_user_block_live(tallyH_heap *h, const void *user)
+{
+    uintptr_t a = (uintptr_t)user - (h->debug ? TALLY_DEBUG_HEAD : 0);
+    if (!tallyH_owns_any(h, a))
+        return false;
+    tallyH_pool *p = tallyH_pool_of((void *)a);
+    uintptr_t tag = tallyB_peek_word(p);
+    if (tag == tallyH_tag(h, p, TALLY_POOL_SMALL)) {
+        int64_t idx = tallyH_pool_index(p, a);
+        return idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx);
+    }
+    return tag == tallyH_tag(h, p, TALLY_POOL_LARGE) && a == (uintptr_t)p->data;
+}
+
 /* A live block the heap itself handed out (no checks). */
 void tallyH_block_of(void *raw, tallyH_block *b)
 {

@@ -46,6 +46,13 @@ static int debug_from_env(int level)
     return wanted > level ? wanted : level;
 }
 
+/* The layers above the heap start empty (they allocate nothing yet). */
+static void layers_init(tally_rt *rt)
+{
+    tallyO_init(rt);
+    tallyG_init(rt);
+}
+
 static tally_rt *open_hosted(const tally_config *cfg)
 {
     const tally_backend *be = cfg->backend ? cfg->backend : tallyH_backend_os();
@@ -63,6 +70,7 @@ static tally_rt *open_hosted(const tally_config *cfg)
     tally_rt *rt = (tally_rt *)m;
     tallyH_heap *h = &rt->heap;
     tallyH_init(h, cfg);
+    layers_init(rt);
     h->owner_map = (uint64_t *)(void *)(m + head);
     rt->map_size = size;
     h->nmaps = 1;
@@ -83,6 +91,7 @@ static tally_rt *open_fixed(const tally_config *cfg)
     tallyH_heap *h = &rt->heap;
     h->fixed = 1;
     tallyH_init(h, cfg);
+    layers_init(rt);
     uint8_t *after = (uint8_t *)(start + sizeof *rt);
     uint8_t *prefix_end;
     if (tallyH_region_fixed_init(h, after, end - (uintptr_t)after, &prefix_end) == NULL)
@@ -158,6 +167,8 @@ const char *tally_strerror(tally_error code)
     case TALLY_EFOREIGN: return "foreign pointer";
     case TALLY_ECORRUPT: return "heap corruption";
     case TALLY_EFAULT: return "injected fault";
+    case TALLY_EDEAD: return "use of a dead object";
+    case TALLY_EBUSY: return "a collection is running";
     }
     return "unknown error";
 }

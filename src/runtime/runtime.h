@@ -1,6 +1,6 @@
 /* runtime.h - the runtime handle: one struct holding every layer's state.
  *
- * Layers below (heap, and later object, gc, trace) keep their state in structs of
+ * Layers below (heap, object, gc, and later trace) keep their state in structs of
  * their own; the runtime puts them together.  The heap comes first, and this is an
  * invariant the heap relies on: a tallyH_heap pointer and its tally_rt pointer are
  * the same address, so the heap can name its runtime (tally_runtime_of) without
@@ -9,13 +9,17 @@
 #ifndef TALLY_RUNTIME_INTERNAL_H
 #define TALLY_RUNTIME_INTERNAL_H
 
+#include "gc/gc.h"
 #include "heap/heap.h"
+#include "object/object.h"
 
 struct tally_rt {
     tallyH_heap heap;  /* must stay first (see above) */
     size_t map_size;   /* hosted: bytes of the runtime's own mapping, else 0 */
     void *memory;      /* fixed: the caller's buffer, given back intact at close */
     size_t memory_size;
+    tallyO_state obj;  /* objects: type table, deaths in progress */
+    tallyG_state gc;   /* the collector and weak references */
 };
 
 _Static_assert(offsetof(struct tally_rt, heap) == 0, "the heap must be the runtime's first member");
