@@ -1,18 +1,19 @@
 /* collect.c - the cycle collector: CPython's trial deletion over generations.
  *
- * To collect generations 0..g, their lists are merged into one set S and:
- *  1. each object's scratch count gc_refs (kept in its prev word) = its count;
- *  2. for every reference between two objects of S, the referent's gc_refs drops
- *     by one: what is left counts the references from outside S;
- *  3. objects with gc_refs > 0 are roots; everything they reach in S is marked
- *     reachable.  The mark stack is threaded through the prev words of marked
- *     objects (their gc_refs is no longer needed), so marking never allocates and
- *     never recurses, whatever the depth of the graph;
- *  4. one pass relinks S: marked objects stay (they move to generation g+1), the
- *     others form the unreachable list.
+ * To collect generations 0..g, their lists are merged into one set S, then two
+ * passes over S decide what is garbage:
+ *  1. each object's scratch count gc_refs (kept in its prev word) starts as its
+ *     reference count, and drops by one for every reference from another object
+ *     of S: what is left counts the references from outside S (pass 1 below);
+ *  2. objects with gc_refs > 0 are reachable from outside, and so is everything
+ *     they reach; one scan of S, which needs no stack and never recurses, keeps
+ *     those (they move to generation g+1) and moves the rest to the unreachable
+ *     list (pass 2 below).  CPython takes three passes (update_refs, subtract_refs,
+ *     move_unreachable) for the same; the generation number kept in each header
+ *     lets pass 1 recognise members of S without a pass of its own.
  * Then, as CPython does: weak references to unreachable objects are cleared and the
  * callbacks of the live ones run; finalizers run once each (PEP 442); if any user
- * code ran, steps 1-4 are repeated on the unreachable list alone, and objects now
+ * code ran, both passes are repeated on the unreachable list alone, and objects now
  * referenced from outside it are resurrected with everything they reach; the rest
  * has its references cleared, which frees it by counting.
  *
@@ -34,85 +35,124 @@ TALLY_INLINE uint32_t *info_of(const tallyO_link *l)
 
 TALLY_INLINE const tally_type *type_of(tally_rt *rt, const tallyO_link *l)
 {
-    return rt->obj.types[*info_of(l) & TALLY_OF_TYPE_MASK];
+    return rt->obj.types[*info_of(l) & TALLY_OF_TYPE_MASK].type;
 }
 
-/* ---- steps 1 to 4 ---------------------------------------------------------------- */
-
-static void refs_copy(tallyO_link *set)
+TALLY_INLINE uint32_t state_of(uint32_t info)
 {
-    for (tallyO_link *l = set->next; l != set; l = l->next) {
-        const tally_head *h = (const tally_head *)(void *)(l + 1);
-        l->prev = h->rc;
-        *info_of(l) |= TALLY_OF_COLLECTING;
-    }
+    return info & TALLY_OF_STATE_MASK;
+}
+
+TALLY_INLINE void set_state(uint32_t *info, uint32_t state)
+{
+    *info = (*info & ~TALLY_OF_STATE_MASK) | state;
+}
+
+/* ---- pass 1: scratch counts ------------------------------------------------------ *
+ * The set is the objects of one list: the merged generations 0..gen (the main
+ * run: members are the tracked objects of generation <= gen) or the unreachable
+ * list (the re-check after finalizers: members are the UNREACHED objects).  A
+ * member's scratch count is initialised the first time it is met, as a list
+ * element or as a referent, so one walk both initialises and subtracts. */
+
+typedef struct pass1 {
+    int gen; /* the main run's oldest generation, or -1 for the re-check */
+} pass1;
+
+/* Returns true if r is a member met for the first time (and initialises it). */
+TALLY_INLINE bool first_meeting(const tallyO_link *l, uint32_t *info, int gen)
+{
+    uint32_t i = *info;
+    bool member;
+    if (gen < 0)
+        member = state_of(i) == TALLY_OF_UNREACHED;
+    else
+        member = (i & (TALLY_OF_TRACKED | TALLY_OF_STATE_MASK)) == TALLY_OF_TRACKED &&
+                 (int)((i & TALLY_OF_GEN_MASK) >> TALLY_OF_GEN_SHIFT) <= gen;
+    if (!member)
+        return false;
+    set_state(info, TALLY_OF_COLLECTING);
+    ((tallyO_link *)l)->prev = ((const tally_head *)(const void *)(l + 1))->rc;
+    return true;
 }
 
 static void visit_subtract(void *r, void *arg)
 {
-    (void)arg;
-    if (r != NULL && (tallyO_info(r) & TALLY_OF_COLLECTING))
-        tallyO_link_of(r)->prev--;
+    if (r == NULL)
+        return;
+    tallyO_link *l = tallyO_link_of(r);
+    uint32_t *info = &tallyO_head(r)->info;
+    if (state_of(*info) == TALLY_OF_COLLECTING || first_meeting(l, info, ((pass1 *)arg)->gen))
+        l->prev--;
 }
 
-static void refs_subtract(tally_rt *rt, tallyO_link *set)
+static void count_external(tally_rt *rt, tallyO_link *set, int gen)
 {
-    for (tallyO_link *l = set->next; l != set; l = l->next)
-        type_of(rt, l)->traverse(tallyO_from_link(l), visit_subtract, NULL);
+    pass1 p = {gen};
+    for (tallyO_link *l = set->next; l != set; l = l->next) {
+        first_meeting(l, info_of(l), gen);
+        type_of(rt, l)->traverse(tallyO_from_link(l), visit_subtract, &p);
+    }
 }
 
-/* The mark stack: marked objects linked through their prev words. */
-typedef struct mark_stack {
-    tallyO_link *top;
-} mark_stack;
+/* ---- pass 2: one scan splits the set --------------------------------------------- *
+ * A cursor walks the set.  An object with external references (scratch count > 0)
+ * or already reached stays, and is traversed: members it refers to ahead of the
+ * cursor are marked REACHED; members behind it, which were moved to the unreachable
+ * list, come back to the end of the set, to be scanned in turn.  Any other object
+ * moves to the unreachable list (for now).  Each object moves back at most once,
+ * so the scan is linear and needs no stack.  Ahead of the cursor prev words hold
+ * counts; behind it they are relinked as the cursor passes, and objects on the
+ * unreachable list have exact links. */
 
-static void visit_mark(void *r, void *arg)
+typedef struct pass2 {
+    tallyO_link *set;  /* its sentinel's prev is the true last element */
+    uint32_t gen_bits; /* generation the kept objects go to */
+} pass2;
+
+static void visit_reach(void *r, void *arg)
 {
     if (r == NULL)
         return;
     uint32_t *info = &tallyO_head(r)->info;
-    if ((*info & (TALLY_OF_COLLECTING | TALLY_OF_REACHED)) != TALLY_OF_COLLECTING)
-        return;
-    mark_stack *ms = arg;
-    tallyO_link *l = tallyO_link_of(r);
-    *info |= TALLY_OF_REACHED;
-    l->prev = (uintptr_t)ms->top;
-    ms->top = l;
-}
-
-static void mark_reachable(tally_rt *rt, tallyO_link *set)
-{
-    mark_stack ms = {NULL};
-    for (tallyO_link *l = set->next; l != set; l = l->next) {
-        if (l->prev == 0 || (*info_of(l) & TALLY_OF_REACHED))
-            continue;
-        visit_mark(tallyO_from_link(l), &ms);
-        while (ms.top != NULL) {
-            tallyO_link *m = ms.top;
-            ms.top = tallyG_prev(m);
-            type_of(rt, m)->traverse(tallyO_from_link(m), visit_mark, &ms);
-        }
+    uint32_t st = state_of(*info);
+    if (st == TALLY_OF_COLLECTING) {
+        set_state(info, TALLY_OF_REACHED);
+    } else if (st == TALLY_OF_UNREACHED) {
+        pass2 *p = arg;
+        tallyO_link *l = tallyO_link_of(r);
+        tallyO_unlink(l);
+        tallyO_link *last = (tallyO_link *)p->set->prev;
+        last->next = l;
+        l->next = p->set;
+        p->set->prev = (uintptr_t)l;
+        set_state(info, TALLY_OF_REACHED);
     }
 }
 
-/* Relinks set: reachable objects stay (flags cleared), the others are appended to
- * `unreachable` (still COLLECTING, now UNREACHED).  Returns the objects kept. */
-static size_t split(tallyO_link *set, tallyO_link *unreachable)
+/* Returns the objects kept in set; the rest is appended to unreachable. */
+static size_t scan(tally_rt *rt, tallyO_link *set, tallyO_link *unreachable, uint32_t gen_bits)
 {
+    pass2 p = {set, gen_bits};
     size_t kept = 0;
     tallyO_link *last = set;
-    for (tallyO_link *l = set->next, *next; l != set; l = next) {
-        next = l->next;
+    for (tallyO_link *l = set->next; l != set;) {
         uint32_t *info = info_of(l);
-        if (*info & TALLY_OF_REACHED) {
-            *info &= ~(TALLY_OF_COLLECTING | TALLY_OF_REACHED);
+        if (l->prev != 0 || state_of(*info) == TALLY_OF_REACHED) {
+            *info = (*info & ~(TALLY_OF_STATE_MASK | TALLY_OF_GEN_MASK)) | gen_bits;
             l->prev = (uintptr_t)last;
-            last->next = l;
             last = l;
+            type_of(rt, l)->traverse(tallyO_from_link(l), visit_reach, &p);
             kept++;
+            l = l->next; /* read after the traversal: it may have appended */
         } else {
-            *info |= TALLY_OF_UNREACHED;
+            tallyO_link *next = l->next;
+            last->next = next;
+            if (next == set)
+                set->prev = (uintptr_t)last;
+            set_state(info, TALLY_OF_UNREACHED);
             tallyG_list_append(l, unreachable);
+            l = next;
         }
     }
     last->next = set;
@@ -120,20 +160,18 @@ static size_t split(tallyO_link *set, tallyO_link *unreachable)
     return kept;
 }
 
-/* Steps 1-4 on set; returns the objects kept in it. */
-static size_t find_unreachable(tally_rt *rt, tallyO_link *set, tallyO_link *unreachable)
+TALLY_INLINE uint32_t gen_bits(int gen)
 {
-    refs_copy(set);
-    refs_subtract(rt, set);
-    mark_reachable(rt, set);
-    return split(set, unreachable);
+    return (uint32_t)gen << TALLY_OF_GEN_SHIFT;
 }
 
 /* ---- after the marking --------------------------------------------------------- */
 
-static void unmark(tallyO_link *l)
+/* Back to an ordinary tracked object of generation gen. */
+static void unmark(tallyO_link *l, int gen)
 {
-    *info_of(l) &= ~(TALLY_OF_COLLECTING | TALLY_OF_UNREACHED | TALLY_OF_REACHED);
+    uint32_t *info = info_of(l);
+    *info = (*info & ~(TALLY_OF_STATE_MASK | TALLY_OF_GEN_MASK)) | gen_bits(gen);
 }
 
 /* Runs each unreachable object's finalizer once (PEP 442).  Finalizers may free
@@ -158,15 +196,14 @@ static void finalize_all(tally_rt *rt, tallyO_link *unreachable)
     tallyG_list_merge(&seen, unreachable);
 }
 
-/* Objects of `unreachable` that user code made reachable again go to `old` with
- * everything they reach; the rest stays. */
-static void resurrect(tally_rt *rt, tallyO_link *unreachable, tallyO_link *old)
+/* Objects of `unreachable` that user code made reachable again go to generation
+ * `old` with everything they reach; the rest stays. */
+static void resurrect(tally_rt *rt, tallyO_link *unreachable, tallyO_link *old, int old_gen)
 {
     tallyO_link still;
     tallyG_list_init(&still);
-    for (tallyO_link *l = unreachable->next; l != unreachable; l = l->next)
-        *info_of(l) &= ~TALLY_OF_UNREACHED;
-    find_unreachable(rt, unreachable, &still);
+    count_external(rt, unreachable, -1);
+    scan(rt, unreachable, &still, gen_bits(old_gen));
     tallyG_list_merge(unreachable, old);
     tallyG_list_merge(&still, unreachable);
 }
@@ -182,7 +219,7 @@ static void print_object(tally_rt *rt, const char *what, tallyO_link *l)
  * the set by counting.  DEBUG_SAVEALL keeps the objects in the garbage list
  * instead.  Objects that survive their clearing go to `old`.  Returns the objects
  * kept in the garbage list. */
-static long delete_garbage(tally_rt *rt, tallyO_link *final, tallyO_link *old)
+static long delete_garbage(tally_rt *rt, tallyO_link *final, tallyO_link *old, int old_gen)
 {
     tallyG_state *g = &rt->gc;
     long saved = 0;
@@ -192,7 +229,7 @@ static long delete_garbage(tally_rt *rt, tallyO_link *final, tallyO_link *old)
         if (g->debug & TALLY_GC_DEBUG_SAVEALL) {
             if (g->debug & TALLY_GC_DEBUG_UNCOLLECTABLE)
                 print_object(rt, "uncollectable", l);
-            unmark(l);
+            unmark(l, TALLY_OF_GEN_OUT);
             tally_incref(o);
             tallyG_list_move(l, &g->garbage);
             g->ngarbage++;
@@ -203,7 +240,7 @@ static long delete_garbage(tally_rt *rt, tallyO_link *final, tallyO_link *old)
         tallyO_release_refs(rt, o);
         tally_decref(o);
         if (final->next == l) { /* still alive: it may die later */
-            unmark(l);
+            unmark(l, old_gen);
             tallyG_list_move(l, old);
         }
     }
@@ -224,14 +261,17 @@ static outcome collect_main(tally_rt *rt, int gen)
         g->gens[gen + 1].count++;
     for (int i = 0; i <= gen; i++)
         g->gens[i].count = 0;
+    rt->obj.young = 0;
     tallyO_link *young = &g->gens[gen].head;
     for (int i = 0; i < gen; i++)
         tallyG_list_merge(&g->gens[i].head, young);
-    tallyO_link *old = gen + 1 < TALLY_GC_GENERATIONS ? &g->gens[gen + 1].head : young;
+    int old_gen = gen + 1 < TALLY_GC_GENERATIONS ? gen + 1 : gen;
+    tallyO_link *old = &g->gens[old_gen].head;
 
     tallyO_link unreachable;
     tallyG_list_init(&unreachable);
-    size_t kept = find_unreachable(rt, young, &unreachable);
+    count_external(rt, young, gen);
+    size_t kept = scan(rt, young, &unreachable, gen_bits(old_gen));
     if (young != old) {
         if (gen == TALLY_GC_GENERATIONS - 2)
             g->long_lived_pending += kept;
@@ -252,9 +292,9 @@ static outcome collect_main(tally_rt *rt, int gen)
     finalize_all(rt, &unreachable);
     /* Without user code having run, no count can have changed: skip the re-check. */
     if (g->user_calls != calls)
-        resurrect(rt, &unreachable, old);
+        resurrect(rt, &unreachable, old, old_gen);
     out.collected = (long)tallyG_list_size(&unreachable) + freed_refs;
-    out.uncollectable = delete_garbage(rt, &unreachable, old);
+    out.uncollectable = delete_garbage(rt, &unreachable, old, old_gen);
     return out;
 }
 

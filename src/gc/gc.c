@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "heap/heap.h"
+#include "object/object_inline.h"
 #include "runtime/runtime.h"
 
 /* ---- lists, tracking ----------------------------------------------------------- */
@@ -35,17 +36,17 @@ FILE *tallyG_stream(const tallyG_state *g)
 static void track(tally_rt *rt, void *o)
 {
     tallyG_list_append(tallyO_link_of(o), &rt->gc.gens[0].head);
-    tallyO_head(o)->info |= TALLY_OF_TRACKED;
+    uint32_t *info = &tallyO_head(o)->info;
+    *info = (*info & ~TALLY_OF_GEN_MASK) | TALLY_OF_TRACKED; /* generation 0 */
 }
 
-void tallyG_untrack(tally_rt *rt, void *o)
+/* Sets the generation number of every object of a list. */
+static void set_generation(tallyO_link *head, uint32_t gen)
 {
-    (void)rt;
-    uint32_t *info = &tallyO_head(o)->info;
-    if (!(*info & TALLY_OF_TRACKED))
-        return;
-    tallyG_list_remove(tallyO_link_of(o));
-    *info &= ~(TALLY_OF_TRACKED | TALLY_OF_COLLECTING | TALLY_OF_UNREACHED | TALLY_OF_REACHED);
+    for (tallyO_link *l = head->next; l != head; l = l->next) {
+        uint32_t *info = &tallyO_head(tallyO_from_link(l))->info;
+        *info = (*info & ~TALLY_OF_GEN_MASK) | (gen << TALLY_OF_GEN_SHIFT);
+    }
 }
 
 int tally_gc_track(void *o)
@@ -65,7 +66,7 @@ int tally_gc_track(void *o)
 
 void tally_gc_untrack(void *o)
 {
-    tallyG_untrack(tally_runtime_of(o), o);
+    tallyO_untrack(o);
 }
 
 int tally_gc_is_tracked(const void *o)
@@ -78,23 +79,12 @@ int tally_gc_is_finalized(const void *o)
     return (tallyO_info(o) & TALLY_OF_FINALIZED) != 0;
 }
 
-/* The object layer's hook: o's count reached 0 for good. */
-static void dying(tally_rt *rt, void *o)
-{
-    uint32_t info = tallyO_info(o);
-    if ((tallyO_type(rt, o)->flags & TALLY_TYPE_CONTAINER) && rt->gc.gens[0].count > 0)
-        rt->gc.gens[0].count--;
-    if (info & TALLY_OF_TRACKED)
-        tallyG_untrack(rt, o);
-    if (info & TALLY_OF_WEAKREFS)
-        tallyG_weakrefs_die(rt, o);
-}
-
 /* ---- creation and automatic collection ------------------------------------------ */
 
 void tallyG_collect_auto(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
+    g->gens[0].count = rt->obj.young;
     for (int i = TALLY_GC_GENERATIONS - 1; i >= 0; i--) {
         if (g->gens[i].count <= g->gens[i].threshold)
             continue;
@@ -105,13 +95,12 @@ void tallyG_collect_auto(tally_rt *rt)
     }
 }
 
-void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
+/* A container was born: count it, maybe collect (CPython collects at this point,
+ * before the new object is tracked), then track it. */
+TALLY_INLINE void *born(tally_rt *rt, void *o)
 {
-    void *o = tallyO_alloc(rt, type, nitems);
-    if (TALLY_UNLIKELY(o == NULL) || !(type->flags & TALLY_TYPE_CONTAINER))
-        return o;
     tallyG_state *g = &rt->gc;
-    if (TALLY_UNLIKELY(++g->gens[0].count > g->gens[0].threshold) && g->enabled &&
+    if (TALLY_UNLIKELY(++rt->obj.young > g->gens[0].threshold) && g->enabled &&
         g->gens[0].threshold != 0 && !g->collecting)
         tallyG_collect_auto(rt);
     track(rt, o);
@@ -120,7 +109,24 @@ void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
 
 void *tally_new(tally_rt *rt, const tally_type *type)
 {
-    return tally_new_var(rt, type, 0);
+    const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
+    if (TALLY_UNLIKELY(ti == NULL))
+        return NULL;
+    void *o = tallyO_new(rt, ti);
+    if (TALLY_UNLIKELY(o == NULL) || !(ti->traits & TALLY_TI_CONTAINER))
+        return o;
+    return born(rt, o);
+}
+
+void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
+{
+    const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
+    if (TALLY_UNLIKELY(ti == NULL))
+        return NULL;
+    void *o = tallyO_new_slow(rt, ti, nitems);
+    if (TALLY_UNLIKELY(o == NULL) || !(ti->traits & TALLY_TI_CONTAINER))
+        return o;
+    return born(rt, o);
 }
 
 /* The heap's exhaustion hook: a full collection, then a retry if it found any. */
@@ -129,9 +135,11 @@ static int exhausted(tallyH_heap *h, size_t request, void *arg)
     (void)h;
     (void)request;
     tally_rt *rt = arg;
+    tallyO_cache_flush(rt);
     if (!rt->gc.enabled || rt->gc.collecting)
-        return 0;
-    return tallyG_collect(rt, TALLY_GC_GENERATIONS - 1) > 0;
+        return 1; /* the flush may have made room */
+    tallyG_collect(rt, TALLY_GC_GENERATIONS - 1);
+    return 1;
 }
 
 /* ---- control -------------------------------------------------------------------- */
@@ -164,7 +172,8 @@ int tally_gc_is_enabled(const tally_rt *rt)
 
 void tally_gc_get_count(const tally_rt *rt, long count[TALLY_GC_GENERATIONS])
 {
-    for (int i = 0; i < TALLY_GC_GENERATIONS; i++)
+    count[0] = rt->obj.young;
+    for (int i = 1; i < TALLY_GC_GENERATIONS; i++)
         count[i] = rt->gc.gens[i].count;
 }
 
@@ -190,13 +199,16 @@ void tally_gc_get_stats(const tally_rt *rt, tally_gc_stats stats[TALLY_GC_GENERA
 void tally_gc_freeze(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
-    for (int i = 0; i < TALLY_GC_GENERATIONS; i++)
+    for (int i = 0; i < TALLY_GC_GENERATIONS; i++) {
+        set_generation(&g->gens[i].head, TALLY_OF_GEN_OUT);
         tallyG_list_merge(&g->gens[i].head, &g->permanent);
-    g->gens[0].count = 0;
+    }
+    rt->obj.young = 0;
 }
 
 void tally_gc_unfreeze(tally_rt *rt)
 {
+    set_generation(&rt->gc.permanent, TALLY_GC_GENERATIONS - 1);
     tallyG_list_merge(&rt->gc.permanent, &rt->gc.gens[TALLY_GC_GENERATIONS - 1].head);
 }
 
@@ -310,6 +322,8 @@ void tally_gc_garbage_clear(tally_rt *rt)
     tallyG_state *g = &rt->gc;
     while (!tallyG_list_empty(&g->garbage)) {
         tallyO_link *l = g->garbage.next;
+        uint32_t *info = &tallyO_head(tallyO_from_link(l))->info;
+        *info = (*info & ~TALLY_OF_GEN_MASK) | ((TALLY_GC_GENERATIONS - 1u) << TALLY_OF_GEN_SHIFT);
         tallyG_list_move(l, &g->gens[TALLY_GC_GENERATIONS - 1].head);
         g->ngarbage--;
         tally_decref(tallyO_from_link(l));
@@ -357,8 +371,7 @@ void tallyG_init(tally_rt *rt)
     tallyG_list_init(&g->permanent);
     tallyG_list_init(&g->garbage);
     g->enabled = true;
-    rt->obj.hooks.dying = dying;
-    rt->obj.hooks.untrack = tallyG_untrack;
+    rt->obj.weakrefs_die = tallyG_weakrefs_die;
     rt->heap.exhausted = exhausted;
     rt->heap.exhausted_arg = rt;
 }

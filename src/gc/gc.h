@@ -24,7 +24,7 @@
 typedef struct tallyG_gen {
     tallyO_link head;  /* list sentinel */
     long threshold;
-    long count;        /* see tally_gc_get_count */
+    long count;        /* see tally_gc_get_count; generation 0's is rt->obj.young */
 } tallyG_gen;
 
 typedef struct tallyG_weakref tallyG_weakref;
@@ -96,11 +96,7 @@ TALLY_INLINE void tallyG_list_append(tallyO_link *l, tallyO_link *head)
 
 TALLY_INLINE void tallyG_list_remove(tallyO_link *l)
 {
-    tallyO_link *p = tallyG_prev(l);
-    p->next = l->next;
-    l->next->prev = (uintptr_t)p;
-    l->next = NULL;
-    l->prev = 0;
+    tallyO_unlink(l);
 }
 
 TALLY_INLINE void tallyG_list_move(tallyO_link *l, tallyO_link *head)
@@ -126,7 +122,6 @@ TALLY_INTERNAL size_t tallyG_list_size(const tallyO_link *head);
 
 /* ---- gc.c: state, tracking, control --------------------------------------------- */
 TALLY_INTERNAL void tallyG_init(tally_rt *rt);
-TALLY_INTERNAL void tallyG_untrack(tally_rt *rt, void *o);
 TALLY_INTERNAL FILE *tallyG_stream(const tallyG_state *g);
 /* Collection triggered by allocation: the oldest generation over its threshold. */
 TALLY_INTERNAL void tallyG_collect_auto(tally_rt *rt);

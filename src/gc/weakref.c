@@ -182,7 +182,7 @@ void tallyG_weakrefs_die(tally_rt *rt, void *o)
 
 static bool unreachable(const void *o)
 {
-    return (tallyO_info(o) & TALLY_OF_UNREACHED) != 0;
+    return (tallyO_info(o) & TALLY_OF_STATE_MASK) == TALLY_OF_UNREACHED;
 }
 
 long tallyG_weakrefs_unreachable(tally_rt *rt, tallyO_link *set)

@@ -13,11 +13,11 @@
  * poisoned instead, which the slow paths recognise as well).
  */
 #include "object/object.h"
+#include "object/object_inline.h"
 
 #include <string.h>
 
 #include "heap/heap.h"
-#include "runtime/runtime.h"
 
 static tally_rt *rt_of(const void *o)
 {
@@ -46,48 +46,12 @@ static bool types_grow(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
     uint32_t cap = s->types_cap ? s->types_cap * 2 : 16;
-    const tally_type **t = tally_realloc(rt, (void *)s->types, cap * sizeof *t);
+    tallyO_typeinfo *t = tally_realloc(rt, s->types, cap * sizeof *t);
     if (t == NULL)
         return false;
     s->types = t;
     s->types_cap = cap;
     return true;
-}
-
-/* Index of type t in the table (registered on first sight), or UINT32_MAX. */
-static TALLY_NOINLINE uint32_t type_lookup(tally_rt *rt, const tally_type *t, tallyO_typecache *c)
-{
-    tallyO_state *s = &rt->obj;
-    uint32_t i = 0;
-    while (i < s->ntypes && s->types[i] != t)
-        i++;
-    if (i == s->ntypes) {
-        if (!type_valid(rt, t))
-            return UINT32_MAX;
-        if (s->ntypes == TALLY_MAX_TYPES) {
-            tallyB_error_set(&rt->heap.err, TALLY_ELIMIT, "more than %u types", TALLY_MAX_TYPES);
-            return UINT32_MAX;
-        }
-        if (s->ntypes == s->types_cap && !types_grow(rt))
-            return UINT32_MAX;
-        s->types[s->ntypes++] = t;
-    }
-    c->type = t;
-    c->index = i;
-    return i;
-}
-
-TALLY_INLINE uint32_t type_index(tally_rt *rt, const tally_type *t)
-{
-    tallyO_typecache *c = &rt->obj.cache[((uintptr_t)t >> 4) & (TALLY_TYPECACHE - 1)];
-    if (TALLY_LIKELY(c->type == t))
-        return c->index;
-    return type_lookup(rt, t, c);
-}
-
-const tally_type *tallyO_type(tally_rt *rt, const void *o)
-{
-    return rt->obj.types[tallyO_info(o) & TALLY_OF_TYPE_MASK];
 }
 
 /* Objects whose type may hold references carry link words: the collector's
@@ -102,18 +66,53 @@ size_t tally_type_overhead(const tally_type *type)
     return sizeof(tally_head) + (type_linked(type) ? sizeof(tallyO_link) : 0);
 }
 
+static tallyO_typeinfo describe(const tally_type *t, uint32_t index)
+{
+    tallyO_typeinfo ti = {t, index | (type_linked(t) ? TALLY_OF_LINKED : 0), 0, 0, 0};
+    size_t total = t->size + tallyO_prefix(ti.info);
+    ti.total = total <= UINT32_MAX ? (uint32_t)total : 0;
+    if (t->item_size == 0 && total <= TALLY_OBJ_CACHE_MAX)
+        ti.stack = (uint16_t)(1 + (total - 1) / 16);
+    ti.traits = (uint16_t)(((t->flags & TALLY_TYPE_CONTAINER) ? TALLY_TI_CONTAINER : 0) |
+                           (t->finalize ? TALLY_TI_FINALIZE : 0));
+    return ti;
+}
+
+const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *t)
+{
+    tallyO_state *s = &rt->obj;
+    uint32_t i = 0;
+    while (i < s->ntypes && s->types[i].type != t)
+        i++;
+    if (i == s->ntypes) {
+        if (!type_valid(rt, t))
+            return NULL;
+        if (s->ntypes == TALLY_MAX_TYPES) {
+            tallyB_error_set(&rt->heap.err, TALLY_ELIMIT, "more than %u types", TALLY_MAX_TYPES);
+            return NULL;
+        }
+        if (s->ntypes == s->types_cap && !types_grow(rt))
+            return NULL;
+        s->types[s->ntypes++] = describe(t, i);
+    }
+    tallyO_typeinfo *c = &s->cache[((uintptr_t)t >> 4) & (TALLY_TYPECACHE - 1)];
+    *c = s->types[i];
+    return c;
+}
+
+const tally_type *tallyO_type(tally_rt *rt, const void *o)
+{
+    return rt->obj.types[tallyO_info(o) & TALLY_OF_TYPE_MASK].type;
+}
+
 /* ---- allocation ---------------------------------------------------------------- */
 
-void *tallyO_alloc(tally_rt *rt, const tally_type *t, size_t nitems)
+void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *ti, size_t nitems)
 {
-    uint32_t index = type_index(rt, t);
-    if (TALLY_UNLIKELY(index == UINT32_MAX))
-        return NULL;
-    bool linked = type_linked(t);
-    size_t pre = sizeof(tally_head) + (linked ? sizeof(tallyO_link) : 0);
+    const tally_type *t = ti->type;
     size_t items, total;
     if (TALLY_UNLIKELY(__builtin_mul_overflow(nitems, t->item_size, &items) ||
-                       __builtin_add_overflow(items, t->size + pre, &total))) {
+                       __builtin_add_overflow(items, t->size + tallyO_prefix(ti->info), &total))) {
         tallyB_error_set(&rt->heap.err, TALLY_EOVERFLOW,
                          "object of type '%s' with %zu items of %zu bytes overflows",
                          t->name ? t->name : "(unnamed)", nitems, t->item_size);
@@ -123,21 +122,38 @@ void *tallyO_alloc(tally_rt *rt, const tally_type *t, size_t nitems)
     if (TALLY_UNLIKELY(b == NULL))
         return NULL;
     memset(b, 0, total);
-    void *o = b + pre;
+    void *o = b + tallyO_prefix(ti->info);
     tally_head *h = tallyO_head(o);
     h->rc = 1;
-    h->info = index | (linked ? TALLY_OF_LINKED : 0);
+    h->info = ti->info;
     rt->obj.live++;
     return o;
 }
 
-static void free_object(tally_rt *rt, void *o)
+/* Gives o's block back: to its free stack if it has room, else to the heap. */
+static void free_object(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 {
     tally_head *h = tallyO_head(o);
-    size_t pre = sizeof(tally_head) + ((h->info & TALLY_OF_LINKED) ? sizeof(tallyO_link) : 0);
+    uint8_t *b = (uint8_t *)o - tallyO_prefix(h->info);
     h->rc = 0;
     rt->obj.live--;
-    tally_free(rt, (uint8_t *)o - pre);
+    if (ti->stack != 0 && !rt->heap.slow) {
+        tallyO_freestack *fs = &rt->obj.free[ti->stack - 1];
+        if (fs->n < TALLY_OBJ_CACHE_DEPTH) {
+            fs->block[fs->n++] = b;
+            return;
+        }
+    }
+    tally_free(rt, b);
+}
+
+void tallyO_cache_flush(tally_rt *rt)
+{
+    for (size_t c = 0; c < TALLY_OBJ_CACHE_MAX / 16; c++) {
+        tallyO_freestack *fs = &rt->obj.free[c];
+        while (fs->n != 0)
+            tally_free(rt, fs->block[--fs->n]);
+    }
 }
 
 /* ---- death --------------------------------------------------------------------- */
@@ -149,12 +165,11 @@ static void decref_visit(void *referent, void *arg)
         tally_decref(referent);
 }
 
-void tallyO_release_refs(tally_rt *rt, void *o)
+static void release_refs(void *o, const tally_type *t)
 {
     tally_head *h = tallyO_head(o);
     if (h->info & TALLY_OF_RELEASED)
         return;
-    const tally_type *t = tallyO_type(rt, o);
     if (t->clear != NULL) {
         t->clear(o);
     } else if (t->traverse != NULL) {
@@ -163,45 +178,47 @@ void tallyO_release_refs(tally_rt *rt, void *o)
     }
 }
 
-static void finish(tally_rt *rt, void *o)
+void tallyO_release_refs(tally_rt *rt, void *o)
 {
-    tallyO_release_refs(rt, o);
-    const tally_type *t = tallyO_type(rt, o);
-    if (t->destroy != NULL)
-        t->destroy(o);
-    free_object(rt, o);
+    release_refs(o, tallyO_type(rt, o));
+}
+
+static void finish(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
+{
+    release_refs(o, ti->type);
+    if (ti->type->destroy != NULL)
+        ti->type->destroy(o);
+    free_object(rt, o, ti);
 }
 
 /* Releases what o holds and frees it: depth-first while the C stack allows, else
  * queued for the outermost death to finish (object.h). */
-static void finish_linked(tally_rt *rt, void *o)
+static void finish_linked(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 {
     tallyO_state *s = &rt->obj;
-    if (s->depth >= TALLY_DEALLOC_DEPTH) {
+    if (TALLY_UNLIKELY(s->depth >= TALLY_DEALLOC_DEPTH)) {
         tallyO_link *l = tallyO_link_of(o);
         l->next = s->pending;
         s->pending = l;
         return;
     }
     s->depth++;
-    finish(rt, o);
+    finish(rt, o, ti);
     if (s->depth == 1) {
-        while (s->pending != NULL) {
+        while (TALLY_UNLIKELY(s->pending != NULL)) {
             tallyO_link *l = s->pending;
+            void *p = tallyO_from_link(l);
             s->pending = l->next;
-            finish(rt, tallyO_from_link(l));
+            finish(rt, p, &s->types[tallyO_info(p) & TALLY_OF_TYPE_MASK]);
         }
     }
     s->depth--;
 }
 
-/* Runs o's finalizer if it has one that has not run; false if o was resurrected. */
-static bool finalize(tally_rt *rt, void *o)
+/* Runs o's finalizer, which has not run yet; false if o was resurrected. */
+static TALLY_NOINLINE bool finalize(void *o, const tally_type *t)
 {
     tally_head *h = tallyO_head(o);
-    const tally_type *t = tallyO_type(rt, o);
-    if (t->finalize == NULL || (h->info & TALLY_OF_FINALIZED))
-        return true;
     h->info |= TALLY_OF_FINALIZED;
     h->rc = 1; /* a live reference for the finalizer's duration */
     t->finalize(o);
@@ -211,16 +228,24 @@ static bool finalize(tally_rt *rt, void *o)
 static void dealloc(tally_rt *rt, void *o)
 {
     tally_head *h = tallyO_head(o);
-    if (!finalize(rt, o))
+    const tallyO_typeinfo *ti = &rt->obj.types[h->info & TALLY_OF_TYPE_MASK];
+    if (TALLY_UNLIKELY(ti->traits & TALLY_TI_FINALIZE) && !(h->info & TALLY_OF_FINALIZED) &&
+        !finalize(o, ti->type))
         return;
     h->rc = 0;
-    h->info |= TALLY_OF_DYING;
-    if (h->info & (TALLY_OF_LINKED | TALLY_OF_WEAKREFS))
-        rt->obj.hooks.dying(rt, o);
-    if (h->info & TALLY_OF_LINKED)
-        finish_linked(rt, o);
-    else
-        finish(rt, o);
+    uint32_t info = h->info |= TALLY_OF_DYING;
+    if (!(info & TALLY_OF_LINKED)) {
+        if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
+            rt->obj.weakrefs_die(rt, o);
+        finish(rt, o, ti);
+        return;
+    }
+    if ((ti->traits & TALLY_TI_CONTAINER) && rt->obj.young > 0)
+        rt->obj.young--;
+    tallyO_untrack(o);
+    if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
+        rt->obj.weakrefs_die(rt, o);
+    finish_linked(rt, o, ti);
 }
 
 /* ---- the slow halves of incref and decref -------------------------------------- */
@@ -280,8 +305,7 @@ void tally_immortalize(void *o)
     tally_head *h = tallyO_head(o);
     if (immortal(h))
         return;
-    if (h->info & TALLY_OF_TRACKED)
-        rt_of(o)->obj.hooks.untrack(rt_of(o), o);
+    tallyO_untrack(o);
     h->rc = TALLY_RC_IMMORTAL;
     h->info |= TALLY_OF_IMMORTAL;
 }
@@ -311,7 +335,7 @@ int tally_is_object(tally_rt *rt, const void *p)
 
 /* ---- the runtime's object state ------------------------------------------------ */
 
-static void no_hook(tally_rt *rt, void *o)
+static void no_weakrefs(tally_rt *rt, void *o)
 {
     (void)rt;
     (void)o;
@@ -321,8 +345,7 @@ int tallyO_init(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
     memset(s, 0, sizeof *s);
-    s->hooks.dying = no_hook;
-    s->hooks.untrack = no_hook;
+    s->weakrefs_die = no_weakrefs;
     return 0;
 }
 

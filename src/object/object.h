@@ -6,14 +6,16 @@
  *                                                  ^ the pointer users see
  *
  *   head.rc    32-bit reference count; >= 2^31 immortal (PEP 683), 0 once dead
- *   head.info  bits 0..21  index of the type in the runtime's type table
- *              bits 22..31 flags (TALLY_OF_*)
+ *   head.info  bits 0..19  index of the type in the runtime's type table
+ *              bits 20..21 generation (tracked objects), 22..23 collector state,
+ *              24..30 flags (TALLY_OF_*)
  *   link       next, prev: the collector's doubly linked generation lists.  While
  *              the collector runs, prev of an object in the set being collected
  *              holds its scratch count (gc_refs) instead of a pointer (gc/).
  *
- * Death (tallyO_dealloc): finalize once (may resurrect), the collector's hook
- * (untrack, clear weak references), release the held references, destroy, free.
+ * Death (dealloc in object.c): finalize once (may resurrect), untrack, the
+ * collector's hook for weak references, release the held references, destroy,
+ * free (or keep the block on a free stack for the next object of its size).
  * Held references are released depth-first up to TALLY_DEALLOC_DEPTH nested
  * deaths, as CPython does; deeper deaths are queued on a list threaded through
  * the dead objects' link words (every object that holds references has them) and
@@ -27,19 +29,23 @@
 #include "base/base.h"
 #include "tally/object.h"
 
-/* Flags in head.info. */
-#define TALLY_OF_LINKED     (1u << 22) /* has link words (a container) */
-#define TALLY_OF_TRACKED    (1u << 23) /* on a collector list */
-#define TALLY_OF_FINALIZED  (1u << 24) /* finalize has run (PEP 442) */
-#define TALLY_OF_WEAKREFS   (1u << 25) /* weak references may point here */
-#define TALLY_OF_COLLECTING (1u << 26) /* in the set being collected */
-#define TALLY_OF_REACHED    (1u << 27) /* collector: reachable from outside the set */
-#define TALLY_OF_UNREACHED  (1u << 28) /* collector: found unreachable */
-#define TALLY_OF_RELEASED   (1u << 29) /* held references already released */
-#define TALLY_OF_IMMORTAL   (1u << 30) /* made immortal (rc is TALLY_RC_IMMORTAL) */
-#define TALLY_OF_DYING      (1u << 31) /* being destroyed */
-#define TALLY_OF_TYPE_MASK  ((1u << 22) - 1)
-#define TALLY_MAX_TYPES     (1u << 22)
+/* head.info: type index, generation, collector state, flags. */
+#define TALLY_OF_TYPE_MASK  ((1u << 20) - 1)
+#define TALLY_MAX_TYPES     (1u << 20)
+#define TALLY_OF_GEN_SHIFT  20          /* generation of a tracked object: 0..2, */
+#define TALLY_OF_GEN_MASK   (3u << 20)  /* 3 = frozen or in the garbage list */
+#define TALLY_OF_GEN_OUT    3u
+#define TALLY_OF_STATE_MASK (3u << 22)  /* collector state; 0 outside collections */
+#define TALLY_OF_COLLECTING (1u << 22)  /*   in the set, scratch count in prev */
+#define TALLY_OF_REACHED    (2u << 22)  /*   in the set, found reachable */
+#define TALLY_OF_UNREACHED  (3u << 22)  /*   (tentatively) unreachable */
+#define TALLY_OF_LINKED     (1u << 24)  /* has link words (may hold references) */
+#define TALLY_OF_TRACKED    (1u << 25)  /* on a collector list */
+#define TALLY_OF_FINALIZED  (1u << 26)  /* finalize has run (PEP 442) */
+#define TALLY_OF_WEAKREFS   (1u << 27)  /* weak references may point here */
+#define TALLY_OF_RELEASED   (1u << 28)  /* held references already released */
+#define TALLY_OF_IMMORTAL   (1u << 29)  /* made immortal (rc is TALLY_RC_IMMORTAL) */
+#define TALLY_OF_DYING      (1u << 30)  /* being destroyed */
 
 /* Nested deaths released on the C stack before they are queued. */
 #ifndef TALLY_DEALLOC_DEPTH
@@ -53,32 +59,50 @@ struct tallyO_link {
 };
 _Static_assert(sizeof(tallyO_link) == 16, "containers carry 16 bytes of links");
 
-/* Set by the collector layer: what happens to objects it knows about. */
-typedef struct tallyO_hooks {
-    /* o (tracked or with weak references) is dying: untrack it, clear weak
-     * references and run their callbacks.  o's count is 0 and stays 0. */
-    void (*dying)(tally_rt *rt, void *o);
-    /* o stops being tracked (it became immortal). */
-    void (*untrack)(tally_rt *rt, void *o);
-} tallyO_hooks;
+/* Set by the collector layer: o, whose count reached 0 for good, has weak
+ * references: clear them and run their callbacks. */
+typedef void (*tallyO_weakrefs_fn)(tally_rt *rt, void *o);
 
-typedef struct tallyO_typecache {
+/* A registered type: its descriptor and what the fast paths derive from it. */
+typedef struct tallyO_typeinfo {
     const tally_type *type;
-    uint32_t index;
-} tallyO_typecache;
+    uint32_t info;           /* header info of a new object: index | LINKED */
+    uint32_t total;          /* block bytes for tally_new; 0 if above 4 GiB */
+    uint16_t stack;          /* 1 + free stack of its objects; 0: none (items, big) */
+    uint16_t traits;         /* TALLY_TI_* */
+} tallyO_typeinfo;
+
+#define TALLY_TI_CONTAINER 1u /* TALLY_TYPE_CONTAINER */
+#define TALLY_TI_FINALIZE 2u  /* has a finalizer */
 
 #define TALLY_TYPECACHE 64
 
+/* Dead objects' blocks kept for reuse, per 16-byte size class up to
+ * TALLY_OBJ_CACHE_MAX bytes (CPython's free lists, without writing into the
+ * blocks: the stacks are here).  Their count is 0, so a dangling incref or decref
+ * is still reported; the heap counts them in use.  Bypassed whenever the heap is
+ * on its slow path (debug mode, fault injection, Valgrind). */
+#ifndef TALLY_OBJ_CACHE_DEPTH
+#define TALLY_OBJ_CACHE_DEPTH 16
+#endif
+#define TALLY_OBJ_CACHE_MAX 256
+typedef struct tallyO_freestack {
+    uint32_t n;
+    void *block[TALLY_OBJ_CACHE_DEPTH];
+} tallyO_freestack;
+
 typedef struct tallyO_state {
-    const tally_type **types;   /* type table (heap block), index -> descriptor */
+    tallyO_typeinfo *types;     /* type table (heap block), by index */
     uint32_t ntypes;
     uint32_t types_cap;
-    tallyO_typecache cache[TALLY_TYPECACHE]; /* direct-mapped by descriptor address */
-    tallyO_hooks hooks;
+    tallyO_typeinfo cache[TALLY_TYPECACHE]; /* copies, direct-mapped by descriptor address */
+    tallyO_weakrefs_fn weakrefs_die;
+    long young;                 /* containers created minus containers dead since
+                                   the collector last reset it (its count 0) */
     unsigned depth;             /* nested deaths on the C stack */
     tallyO_link *pending;       /* queued deaths (see above) */
     unsigned long long live;    /* objects alive */
-    unsigned long long created; /* objects ever created */
+    tallyO_freestack free[TALLY_OBJ_CACHE_MAX / 16];
 } tallyO_state;
 
 TALLY_INLINE tally_head *tallyO_head(const void *o)
@@ -101,10 +125,35 @@ TALLY_INLINE uint32_t tallyO_info(const void *o)
     return tallyO_head(o)->info;
 }
 
+/* Takes l off its circular list (the collector's generation lists). */
+TALLY_INLINE void tallyO_unlink(tallyO_link *l)
+{
+    tallyO_link *p = (tallyO_link *)l->prev;
+    p->next = l->next;
+    l->next->prev = (uintptr_t)p;
+    l->next = NULL;
+    l->prev = 0;
+}
+
+/* Untracks o if tracked (its state in a collection in progress goes too). */
+TALLY_INLINE void tallyO_untrack(void *o)
+{
+    tally_head *h = tallyO_head(o);
+    if (h->info & TALLY_OF_TRACKED) {
+        tallyO_unlink(tallyO_link_of(o));
+        h->info &= ~(TALLY_OF_TRACKED | TALLY_OF_STATE_MASK);
+    }
+}
+
 TALLY_INTERNAL int tallyO_init(tally_rt *rt);
 TALLY_INTERNAL void tallyO_destroy(tally_rt *rt);
+/* The table entry of a type, registering it on first sight; NULL with the error
+ * set if the type is refused (object_inline.h has the cached fast path). */
+TALLY_INTERNAL const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *type);
 /* Allocates an object (not tracked, no collector bookkeeping): count 1. */
-TALLY_INTERNAL void *tallyO_alloc(tally_rt *rt, const tally_type *type, size_t nitems);
+TALLY_INTERNAL void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *ti, size_t nitems);
+/* Gives the blocks of the free stacks back to the heap. */
+TALLY_INTERNAL void tallyO_cache_flush(tally_rt *rt);
 TALLY_INTERNAL const tally_type *tallyO_type(tally_rt *rt, const void *o);
 /* Releases the references o holds (clear, else traverse + decref), once. */
 TALLY_INTERNAL void tallyO_release_refs(tally_rt *rt, void *o);
