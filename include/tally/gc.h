@@ -28,7 +28,9 @@ extern "C" {
 
 /* Collects generations 0..generation (2 = full; -1 or larger values mean 2) and
  * returns the number of unreachable objects found, as gc.collect() does, or -1
- * if a collection is already running (from a finalizer or callback). */
+ * if a collection is already running (from a finalizer or callback).  A full
+ * collection also gives back the blocks of the object free stacks, as CPython's
+ * clears its free lists. */
 TALLY_API long tally_gc_collect(tally_rt *rt, int generation);
 
 TALLY_API void tally_gc_enable(tally_rt *rt);

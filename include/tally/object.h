@@ -146,7 +146,10 @@ TALLY_API const tally_type *tally_type_of(const void *o);
 TALLY_API void tally_immortalize(void *o);
 TALLY_API int tally_is_immortal(const void *o);
 
-/* Is p an object of a live runtime's heap (checked without trusting p)? */
+/* Is p a live object of rt?  Checked without trusting p: p must be the start of
+ * a live block of rt's heap (at the offset of either header layout) holding a
+ * plausible object header, so foreign pointers, freed objects and raw blocks are
+ * rejected; a raw block into which a real header was copied cannot be told apart. */
 TALLY_API int tally_is_object(tally_rt *rt, const void *p);
 
 /* Bytes of header an object of this type carries before its pointer: 8, or 24

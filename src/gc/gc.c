@@ -107,24 +107,36 @@ TALLY_INLINE void *born(tally_rt *rt, void *o)
     return o;
 }
 
+static TALLY_NOINLINE void *no_type(tally_rt *rt)
+{
+    tallyB_error_set(&rt->heap.err, TALLY_EINVAL, "tally_new: the type is NULL");
+    return NULL;
+}
+
 void *tally_new(tally_rt *rt, const tally_type *type)
 {
+    if (TALLY_UNLIKELY(type == NULL))
+        return no_type(rt);
     const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
     if (TALLY_UNLIKELY(ti == NULL))
         return NULL;
+    unsigned traits = ti->traits; /* the heap may run user code and evict ti */
     void *o = tallyO_new(rt, ti);
-    if (TALLY_UNLIKELY(o == NULL) || !(ti->traits & TALLY_TI_CONTAINER))
+    if (TALLY_UNLIKELY(o == NULL) || !(traits & TALLY_TI_CONTAINER))
         return o;
     return born(rt, o);
 }
 
 void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
 {
+    if (TALLY_UNLIKELY(type == NULL))
+        return no_type(rt);
     const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
     if (TALLY_UNLIKELY(ti == NULL))
         return NULL;
+    unsigned traits = ti->traits; /* the heap may run user code and evict ti */
     void *o = tallyO_new_slow(rt, ti, nitems);
-    if (TALLY_UNLIKELY(o == NULL) || !(ti->traits & TALLY_TI_CONTAINER))
+    if (TALLY_UNLIKELY(o == NULL) || !(traits & TALLY_TI_CONTAINER))
         return o;
     return born(rt, o);
 }
@@ -152,7 +164,10 @@ long tally_gc_collect(tally_rt *rt, int generation)
     }
     if (generation < 0 || generation >= TALLY_GC_GENERATIONS)
         generation = TALLY_GC_GENERATIONS - 1;
-    return tallyG_collect(rt, generation);
+    long n = tallyG_collect(rt, generation);
+    if (generation == TALLY_GC_GENERATIONS - 1) /* as CPython clears its free lists */
+        tallyO_cache_flush(rt);
+    return n;
 }
 
 void tally_gc_enable(tally_rt *rt)

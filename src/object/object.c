@@ -107,12 +107,14 @@ const tally_type *tallyO_type(tally_rt *rt, const void *o)
 
 /* ---- allocation ---------------------------------------------------------------- */
 
-void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *ti, size_t nitems)
+void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
 {
-    const tally_type *t = ti->type;
+    /* A copy: the heap may run a collection, and user code may evict the entry. */
+    const tallyO_typeinfo ti = *tip;
+    const tally_type *t = ti.type;
     size_t items, total;
     if (TALLY_UNLIKELY(__builtin_mul_overflow(nitems, t->item_size, &items) ||
-                       __builtin_add_overflow(items, t->size + tallyO_prefix(ti->info), &total))) {
+                       __builtin_add_overflow(items, t->size + tallyO_prefix(ti.info), &total))) {
         tallyB_error_set(&rt->heap.err, TALLY_EOVERFLOW,
                          "object of type '%s' with %zu items of %zu bytes overflows",
                          t->name ? t->name : "(unnamed)", nitems, t->item_size);
@@ -122,10 +124,10 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *ti, size_t nitems)
     if (TALLY_UNLIKELY(b == NULL))
         return NULL;
     memset(b, 0, total);
-    void *o = b + tallyO_prefix(ti->info);
+    void *o = b + tallyO_prefix(ti.info);
     tally_head *h = tallyO_head(o);
     h->rc = 1;
-    h->info = ti->info;
+    h->info = ti.info;
     rt->obj.live++;
     return o;
 }
@@ -209,7 +211,8 @@ static void finish_linked(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
             tallyO_link *l = s->pending;
             void *p = tallyO_from_link(l);
             s->pending = l->next;
-            finish(rt, p, &s->types[tallyO_info(p) & TALLY_OF_TYPE_MASK]);
+            const tallyO_typeinfo pti = s->types[tallyO_info(p) & TALLY_OF_TYPE_MASK];
+            finish(rt, p, &pti);
         }
     }
     s->depth--;
@@ -219,33 +222,36 @@ static void finish_linked(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 static TALLY_NOINLINE bool finalize(void *o, const tally_type *t)
 {
     tally_head *h = tallyO_head(o);
-    h->info |= TALLY_OF_FINALIZED;
-    h->rc = 1; /* a live reference for the finalizer's duration */
+    h->info |= TALLY_OF_FINALIZED | TALLY_OF_FINALIZING;
+    h->rc = 1; /* the runtime's reference for the finalizer's duration */
     t->finalize(o);
+    h->info &= ~TALLY_OF_FINALIZING;
     return --h->rc == 0;
 }
 
 static void dealloc(tally_rt *rt, void *o)
 {
     tally_head *h = tallyO_head(o);
-    const tallyO_typeinfo *ti = &rt->obj.types[h->info & TALLY_OF_TYPE_MASK];
-    if (TALLY_UNLIKELY(ti->traits & TALLY_TI_FINALIZE) && !(h->info & TALLY_OF_FINALIZED) &&
-        !finalize(o, ti->type))
+    /* A copy: user code (finalizers, destroy) may register types, which can move
+     * the table; an index's entry never changes. */
+    const tallyO_typeinfo ti = rt->obj.types[h->info & TALLY_OF_TYPE_MASK];
+    if (TALLY_UNLIKELY(ti.traits & TALLY_TI_FINALIZE) && !(h->info & TALLY_OF_FINALIZED) &&
+        !finalize(o, ti.type))
         return;
     h->rc = 0;
     uint32_t info = h->info |= TALLY_OF_DYING;
     if (!(info & TALLY_OF_LINKED)) {
         if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
             rt->obj.weakrefs_die(rt, o);
-        finish(rt, o, ti);
+        finish(rt, o, &ti);
         return;
     }
-    if ((ti->traits & TALLY_TI_CONTAINER) && rt->obj.young > 0)
+    if ((ti.traits & TALLY_TI_CONTAINER) && rt->obj.young > 0)
         rt->obj.young--;
     tallyO_untrack(o);
     if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
         rt->obj.weakrefs_die(rt, o);
-    finish_linked(rt, o, ti);
+    finish_linked(rt, o, &ti);
 }
 
 /* ---- the slow halves of incref and decref -------------------------------------- */
@@ -253,9 +259,11 @@ static void dealloc(tally_rt *rt, void *o)
 void tallyO_misuse(tally_rt *rt, const void *o, tally_error code, const char *what)
 {
     const tally_head *h = tallyO_head(o);
-    tallyB_error_report(&rt->heap.err, code, "%s of object %p (count %#x): %s", what, o, h->rc,
-                        h->rc == 0 ? "the object is dead (freed, or being destroyed)"
-                                   : "the header is not an object's (freed and poisoned, or overwritten)");
+    const char *why = h->rc == 0 ? "the object is dead (freed, or being destroyed)"
+                      : (h->info & TALLY_OF_FINALIZING)
+                          ? "the count would drop below zero (a finalizer released its own object)"
+                          : "the header is not an object's (freed and poisoned, or overwritten)";
+    tallyB_error_report(&rt->heap.err, code, "%s of object %p (count %#x): %s", what, o, h->rc, why);
 }
 
 static bool immortal(const tally_head *h)
@@ -279,7 +287,7 @@ void tally_incref_slow(void *o)
 void tally_decref_slow(void *o)
 {
     tally_head *h = tallyO_head(o);
-    if (TALLY_LIKELY(h->rc == 1)) {
+    if (TALLY_LIKELY(h->rc == 1 && !(h->info & TALLY_OF_FINALIZING))) {
         dealloc(rt_of(o), o);
         return;
     }

@@ -8,7 +8,7 @@
  *   head.rc    32-bit reference count; >= 2^31 immortal (PEP 683), 0 once dead
  *   head.info  bits 0..19  index of the type in the runtime's type table
  *              bits 20..21 generation (tracked objects), 22..23 collector state,
- *              24..30 flags (TALLY_OF_*)
+ *              24..31 flags (TALLY_OF_*)
  *   link       next, prev: the collector's doubly linked generation lists.  While
  *              the collector runs, prev of an object in the set being collected
  *              holds its scratch count (gc_refs) instead of a pointer (gc/).
@@ -46,6 +46,7 @@
 #define TALLY_OF_RELEASED   (1u << 28)  /* held references already released */
 #define TALLY_OF_IMMORTAL   (1u << 29)  /* made immortal (rc is TALLY_RC_IMMORTAL) */
 #define TALLY_OF_DYING      (1u << 30)  /* being destroyed */
+#define TALLY_OF_FINALIZING (1u << 31)  /* its finalizer runs on its way to death */
 
 /* Nested deaths released on the C stack before they are queued. */
 #ifndef TALLY_DEALLOC_DEPTH

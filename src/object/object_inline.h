@@ -45,7 +45,7 @@ TALLY_INLINE void *tallyO_init_small(tally_rt *rt, uint8_t *b, uint32_t total, u
  * set. */
 TALLY_INLINE void *tallyO_new(tally_rt *rt, const tallyO_typeinfo *ti)
 {
-    if (TALLY_LIKELY(ti->stack != 0) && !rt->heap.slow) {
+    if (TALLY_LIKELY(ti->stack != 0) && !rt->heap.slow) { /* no user code runs here */
         tallyO_freestack *fs = &rt->obj.free[ti->stack - 1];
         if (fs->n != 0)
             return tallyO_init_small(rt, fs->block[--fs->n], ti->total, ti->info);
