@@ -6,18 +6,21 @@
  *    exhausted, read the error, see the pool map, free, allocate again.
  * 3. Debug mode catching a buffer overrun, a double free, a write after free and
  *    a foreign pointer, each reported with its address and size, without harm.
+ * Then objects and the collector (tour_objects.c).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <tally/tally.h>
 
-static void section(const char *title)
+#include "tour.h"
+
+void tour_section(const char *title)
 {
     printf("\n==== %s ====\n", title);
 }
 
-static void summary(tally_rt *rt, const char *when)
+void tour_summary(tally_rt *rt, const char *when)
 {
     struct tally_heap_stats s;
     tally_heap_stats(rt, &s);
@@ -39,7 +42,7 @@ static size_t mix_size(unsigned i)
 
 static void hosted_tour(void)
 {
-    section("1. hosted runtime");
+    tour_section("1. hosted runtime");
     tally_rt *rt = tally_open(NULL);
     enum { N = 12000 };
     static void *blocks[N];
@@ -47,15 +50,15 @@ static void hosted_tour(void)
         blocks[i] = tally_malloc(rt, mix_size(i));
         memset(blocks[i], (int)i, mix_size(i));
     }
-    summary(rt, "after 12,000 allocations:");
+    tour_summary(rt, "after 12,000 allocations:");
     for (unsigned i = 0; i < N; i++)
         if (i % 10 != 0) {
             tally_free(rt, blocks[i]);
             blocks[i] = NULL;
         }
-    summary(rt, "after freeing 90%:");
+    tour_summary(rt, "after freeing 90%:");
     size_t released = tally_heap_trim(rt);
-    summary(rt, "after tally_heap_trim:");
+    tour_summary(rt, "after tally_heap_trim:");
     printf("trim gave %zu bytes back to the OS\n\n", released);
     tally_heap_dump(rt, stdout);
     for (unsigned i = 0; i < N; i++)
@@ -65,7 +68,7 @@ static void hosted_tour(void)
 
 static void fixed_tour(void)
 {
-    section("2. a runtime in a fixed 256 KiB buffer");
+    tour_section("2. a runtime in a fixed 256 KiB buffer");
     static _Alignas(64) unsigned char buffer[256 * 1024];
     tally_config cfg;
     tally_config_init(&cfg);
@@ -89,7 +92,7 @@ static void fixed_tour(void)
     tally_heap_dump(rt, stdout);
     for (unsigned i = 1; i < n; i += 2)
         tally_free(rt, blocks[i]);
-    summary(rt, "after freeing everything:");
+    tour_summary(rt, "after freeing everything:");
     tally_close(rt);
 }
 
@@ -101,7 +104,7 @@ static void report(void *arg, const char *message)
 
 static void debug_tour(void)
 {
-    section("3. debug mode (like PYTHONMALLOC=debug)");
+    tour_section("3. debug mode (like PYTHONMALLOC=debug)");
     tally_config cfg;
     tally_config_init(&cfg);
     cfg.debug = TALLY_DEBUG_GUARDS;
@@ -143,9 +146,10 @@ static void debug_tour(void)
 
 int main(void)
 {
-    printf("Tally %s: a tour of the private heap\n", tally_version());
+    printf("Tally %s: a tour of the private heap, objects and the collector\n", tally_version());
     hosted_tour();
     fixed_tour();
     debug_tour();
+    tour_objects();
     return 0;
 }
