@@ -352,11 +352,15 @@ bool tallyH_user_block_live(tallyH_heap *h, const void *user)
         return false;
     tallyH_pool *p = tallyH_pool_of((void *)a);
     uintptr_t tag = tallyB_peek_word(p);
+    bool live;
     if (tag == tallyH_tag(h, p, TALLY_POOL_SMALL)) {
         int64_t idx = tallyH_pool_index(p, a);
-        return idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx);
+        live = idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx);
+    } else {
+        live = tag == tallyH_tag(h, p, TALLY_POOL_LARGE) && a == (uintptr_t)p->data;
     }
-    return tag == tallyH_tag(h, p, TALLY_POOL_LARGE) && a == (uintptr_t)p->data;
+    size_t n;
+    return live && (!h->debug || tallyH_debug_user_block((const uint8_t *)a, &n)); /* not quarantined */
 }
 
 /* A live block the heap itself handed out (no checks). */
