@@ -3,8 +3,10 @@
  * An object is a plain C struct allocated by tally_new(): an 8-byte header (a
  * 32-bit reference count and 32 bits of type index and flags) sits just before
  * the pointer returned, so the pointer can be passed to any C code and the struct
- * needs no boilerplate member.  Containers (types with TALLY_TYPE_CONTAINER) carry
- * 16 more bytes before the header: the links of the collector's generation lists.
+ * needs no boilerplate member.  Objects that may hold references (containers, with
+ * TALLY_TYPE_CONTAINER, and any type with a traverse or clear callback) carry 16
+ * more bytes before the header: the links of the collector's generation lists,
+ * which also queue deaths so that long chains never recurse deeply.
  * Objects are 8-byte aligned (never 16: keep long double and vector types in a
  * separately allocated buffer).
  *
@@ -153,7 +155,7 @@ TALLY_API int tally_is_immortal(const void *o);
 TALLY_API int tally_is_object(tally_rt *rt, const void *p);
 
 /* Bytes of header an object of this type carries before its pointer: 8, or 24
- * for containers (8 + the collector's two links). */
+ * for types that may hold references (8 + two links; see above). */
 TALLY_API size_t tally_type_overhead(const tally_type *type);
 
 #ifdef __cplusplus

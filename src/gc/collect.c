@@ -38,6 +38,11 @@ TALLY_INLINE const tally_type *type_of(tally_rt *rt, const tallyO_link *l)
     return rt->obj.types[*info_of(l) & TALLY_OF_TYPE_MASK].type;
 }
 
+TALLY_INLINE void traverse(tally_rt *rt, tallyO_link *l, tally_visit_fn visit, void *arg)
+{
+    rt->obj.types[*info_of(l) & TALLY_OF_TYPE_MASK].traverse(tallyO_from_link(l), visit, arg);
+}
+
 TALLY_INLINE uint32_t state_of(uint32_t info)
 {
     return info & TALLY_OF_STATE_MASK;
@@ -55,44 +60,88 @@ TALLY_INLINE void set_state(uint32_t *info, uint32_t state)
  * member's scratch count is initialised the first time it is met, as a list
  * element or as a referent, so one walk both initialises and subtracts. */
 
-typedef struct pass1 {
-    int gen; /* the main run's oldest generation, or -1 for the re-check */
-} pass1;
+/* Set membership of a header, by kind of set: generation 0 alone, 0 and 1, all
+ * three (tracked objects with those generation numbers), or the re-check (objects
+ * found unreachable).  Members met before are COLLECTING already. */
+enum set_kind { SET_GEN0, SET_GEN01, SET_ALL, SET_RECHECK };
 
-/* Returns true if r is a member met for the first time (and initialises it). */
-TALLY_INLINE bool first_meeting(const tallyO_link *l, uint32_t *info, int gen)
+TALLY_INLINE bool is_new_member(uint32_t i, enum set_kind kind)
 {
-    uint32_t i = *info;
-    bool member;
-    if (gen < 0)
-        member = state_of(i) == TALLY_OF_UNREACHED;
-    else
-        member = (i & (TALLY_OF_TRACKED | TALLY_OF_STATE_MASK)) == TALLY_OF_TRACKED &&
-                 (int)((i & TALLY_OF_GEN_MASK) >> TALLY_OF_GEN_SHIFT) <= gen;
-    if (!member)
-        return false;
-    set_state(info, TALLY_OF_COLLECTING);
-    ((tallyO_link *)l)->prev = ((const tally_head *)(const void *)(l + 1))->rc;
-    return true;
+    const uint32_t tracked = TALLY_OF_TRACKED | TALLY_OF_STATE_MASK;
+    switch (kind) {
+    case SET_GEN0:
+        return (i & (tracked | TALLY_OF_GEN_MASK)) == TALLY_OF_TRACKED;
+    case SET_GEN01:
+        return (i & (tracked | (2u << TALLY_OF_GEN_SHIFT))) == TALLY_OF_TRACKED;
+    case SET_ALL:
+        return (i & tracked) == TALLY_OF_TRACKED &&
+               (i & TALLY_OF_GEN_MASK) != (TALLY_OF_GEN_OUT << TALLY_OF_GEN_SHIFT);
+    case SET_RECHECK:
+        return state_of(i) == TALLY_OF_UNREACHED;
+    }
+    return false;
 }
 
-static void visit_subtract(void *r, void *arg)
+/* l's scratch count starts as its reference count. */
+TALLY_INLINE void meet(tallyO_link *l, uint32_t *info)
+{
+    set_state(info, TALLY_OF_COLLECTING);
+    l->prev = ((const tally_head *)(const void *)(l + 1))->rc;
+}
+
+TALLY_INLINE void subtract(void *r, enum set_kind kind)
 {
     if (r == NULL)
         return;
     tallyO_link *l = tallyO_link_of(r);
     uint32_t *info = &tallyO_head(r)->info;
-    if (state_of(*info) == TALLY_OF_COLLECTING || first_meeting(l, info, ((pass1 *)arg)->gen))
+    if (state_of(*info) == TALLY_OF_COLLECTING) {
         l->prev--;
+    } else if (is_new_member(*info, kind)) {
+        meet(l, info);
+        l->prev--;
+    }
 }
 
-static void count_external(tally_rt *rt, tallyO_link *set, int gen)
+/* One visitor per kind of set, so that membership is a constant mask test. */
+static void subtract_gen0(void *r, void *arg)
 {
-    pass1 p = {gen};
-    for (tallyO_link *l = set->next; l != set; l = l->next) {
-        first_meeting(l, info_of(l), gen);
-        type_of(rt, l)->traverse(tallyO_from_link(l), visit_subtract, &p);
+    (void)arg;
+    subtract(r, SET_GEN0);
+}
+
+static void subtract_gen01(void *r, void *arg)
+{
+    (void)arg;
+    subtract(r, SET_GEN01);
+}
+
+static void subtract_all(void *r, void *arg)
+{
+    (void)arg;
+    subtract(r, SET_ALL);
+}
+
+static void subtract_recheck(void *r, void *arg)
+{
+    (void)arg;
+    subtract(r, SET_RECHECK);
+}
+
+/* Pass 1 over set; returns its size. */
+static size_t count_external(tally_rt *rt, tallyO_link *set, enum set_kind kind)
+{
+    static const tally_visit_fn visitors[] = {subtract_gen0, subtract_gen01, subtract_all,
+                                              subtract_recheck};
+    tally_visit_fn visit = visitors[kind];
+    size_t n = 0;
+    for (tallyO_link *l = set->next; l != set; l = l->next, n++) {
+        uint32_t *info = info_of(l);
+        if (state_of(*info) != TALLY_OF_COLLECTING)
+            meet(l, info);
+        traverse(rt, l, visit, NULL);
     }
+    return n;
 }
 
 /* ---- pass 2: one scan splits the set --------------------------------------------- *
@@ -142,7 +191,7 @@ static size_t scan(tally_rt *rt, tallyO_link *set, tallyO_link *unreachable, uin
             *info = (*info & ~(TALLY_OF_STATE_MASK | TALLY_OF_GEN_MASK)) | gen_bits;
             l->prev = (uintptr_t)last;
             last = l;
-            type_of(rt, l)->traverse(tallyO_from_link(l), visit_reach, &p);
+            traverse(rt, l, visit_reach, &p);
             kept++;
             l = l->next; /* read after the traversal: it may have appended */
         } else {
@@ -202,7 +251,7 @@ static void resurrect(tally_rt *rt, tallyO_link *unreachable, tallyO_link *old, 
 {
     tallyO_link still;
     tallyG_list_init(&still);
-    count_external(rt, unreachable, -1);
+    count_external(rt, unreachable, SET_RECHECK);
     scan(rt, unreachable, &still, gen_bits(old_gen));
     tallyG_list_merge(unreachable, old);
     tallyG_list_merge(&still, unreachable);
@@ -270,7 +319,7 @@ static outcome collect_main(tally_rt *rt, int gen)
 
     tallyO_link unreachable;
     tallyG_list_init(&unreachable);
-    count_external(rt, young, gen);
+    size_t total = count_external(rt, young, (enum set_kind)gen);
     size_t kept = scan(rt, young, &unreachable, gen_bits(old_gen));
     if (young != old) {
         if (gen == TALLY_GC_GENERATIONS - 2)
@@ -287,13 +336,19 @@ static outcome collect_main(tally_rt *rt, int gen)
         for (tallyO_link *l = unreachable.next; l != &unreachable; l = l->next)
             print_object(rt, "collectable", l);
 
+    /* The passes over the unreachable set that can find nothing are skipped: weak
+     * references when none exists, finalizers when no type has one, and the
+     * re-check when no user code ran (no count can have changed then). */
     unsigned long long calls = g->user_calls;
-    long freed_refs = tallyG_weakrefs_unreachable(rt, &unreachable);
-    finalize_all(rt, &unreachable);
-    /* Without user code having run, no count can have changed: skip the re-check. */
-    if (g->user_calls != calls)
+    long freed_refs = g->wr_used != 0 ? tallyG_weakrefs_unreachable(rt, &unreachable) : 0;
+    if (rt->obj.finalizer_types != 0)
+        finalize_all(rt, &unreachable);
+    size_t found = total - kept;
+    if (g->user_calls != calls) {
         resurrect(rt, &unreachable, old, old_gen);
-    out.collected = (long)tallyG_list_size(&unreachable) + freed_refs;
+        found = tallyG_list_size(&unreachable);
+    }
+    out.collected = (long)found + freed_refs;
     out.uncollectable = delete_garbage(rt, &unreachable, old, old_gen);
     return out;
 }

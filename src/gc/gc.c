@@ -95,15 +95,28 @@ void tallyG_collect_auto(tally_rt *rt)
     }
 }
 
-/* A container was born: count it, maybe collect (CPython collects at this point,
- * before the new object is tracked), then track it. */
-TALLY_INLINE void *born(tally_rt *rt, void *o)
+/* A container is about to be born: count it and maybe collect (CPython does it
+ * at this point, while the new object is not tracked yet).  True if a collection
+ * ran (user code may have evicted type cache entries). */
+TALLY_INLINE bool birth_count(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
-    if (TALLY_UNLIKELY(++rt->obj.young > g->gens[0].threshold) && g->enabled &&
-        g->gens[0].threshold != 0 && !g->collecting)
-        tallyG_collect_auto(rt);
-    track(rt, o);
+    if (TALLY_LIKELY(++rt->obj.young <= g->gens[0].threshold) || !g->enabled ||
+        g->gens[0].threshold == 0 || g->collecting)
+        return false;
+    tallyG_collect_auto(rt);
+    return true;
+}
+
+/* The container o (TRACKED already set in its header) joins generation 0, or
+ * was never born: its birth is taken back. */
+TALLY_INLINE void *born(tally_rt *rt, void *o)
+{
+    if (TALLY_UNLIKELY(o == NULL)) {
+        rt->obj.young--;
+        return NULL;
+    }
+    tallyG_list_append(tallyO_link_of(o), &rt->gc.gens[0].head);
     return o;
 }
 
@@ -120,11 +133,11 @@ void *tally_new(tally_rt *rt, const tally_type *type)
     const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
     if (TALLY_UNLIKELY(ti == NULL))
         return NULL;
-    unsigned traits = ti->traits; /* the heap may run user code and evict ti */
-    void *o = tallyO_new(rt, ti);
-    if (TALLY_UNLIKELY(o == NULL) || !(traits & TALLY_TI_CONTAINER))
-        return o;
-    return born(rt, o);
+    if (!(ti->traits & TALLY_TI_CONTAINER))
+        return tallyO_new(rt, ti);
+    if (TALLY_UNLIKELY(birth_count(rt)))
+        ti = tallyO_type_entry(rt, type); /* registered: found without allocating */
+    return born(rt, tallyO_new(rt, ti));
 }
 
 void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
@@ -134,11 +147,11 @@ void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
     const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
     if (TALLY_UNLIKELY(ti == NULL))
         return NULL;
-    unsigned traits = ti->traits; /* the heap may run user code and evict ti */
-    void *o = tallyO_new_slow(rt, ti, nitems);
-    if (TALLY_UNLIKELY(o == NULL) || !(traits & TALLY_TI_CONTAINER))
-        return o;
-    return born(rt, o);
+    if (!(ti->traits & TALLY_TI_CONTAINER))
+        return tallyO_new_slow(rt, ti, nitems);
+    if (TALLY_UNLIKELY(birth_count(rt)))
+        ti = tallyO_type_entry(rt, type);
+    return born(rt, tallyO_new_slow(rt, ti, nitems));
 }
 
 /* The heap's exhaustion hook: a full collection, then a retry if it found any. */

@@ -13,6 +13,7 @@
  * poisoned instead, which the slow paths recognise as well).
  */
 #include "object/object.h"
+
 #include "object/object_inline.h"
 
 #include <string.h>
@@ -42,13 +43,17 @@ static bool type_valid(tally_rt *rt, const tally_type *t)
     return false;
 }
 
+/* The table grows into a new block; the old one stays (until the runtime closes)
+ * because entries must never move (object.h). */
 static bool types_grow(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
-    uint32_t cap = s->types_cap ? s->types_cap * 2 : 16;
-    tallyO_typeinfo *t = tally_realloc(rt, s->types, cap * sizeof *t);
+    uint32_t cap = s->types_cap ? s->types_cap * 2 : 32;
+    tallyO_typeinfo *t = tally_malloc(rt, cap * sizeof *t);
     if (t == NULL)
         return false;
+    if (s->ntypes)
+        memcpy(t, s->types, s->ntypes * sizeof *t);
     s->types = t;
     s->types_cap = cap;
     return true;
@@ -66,15 +71,20 @@ size_t tally_type_overhead(const tally_type *type)
     return sizeof(tally_head) + (type_linked(type) ? sizeof(tallyO_link) : 0);
 }
 
-static tallyO_typeinfo describe(const tally_type *t, uint32_t index)
+static tallyO_typeinfo describe(tally_rt *rt, const tally_type *t, uint32_t index)
 {
-    tallyO_typeinfo ti = {t, index | (type_linked(t) ? TALLY_OF_LINKED : 0), 0, 0, 0};
-    size_t total = t->size + tallyO_prefix(ti.info);
+    bool container = (t->flags & TALLY_TYPE_CONTAINER) != 0;
+    tallyO_typeinfo ti = {.type = t, .traverse = t->traverse};
+    ti.info = index | (type_linked(t) ? TALLY_OF_LINKED : 0) | (container ? TALLY_OF_TRACKED : 0);
+    ti.prefix = (uint16_t)tallyO_prefix(ti.info);
+    size_t total = t->size + ti.prefix;
     ti.total = total <= UINT32_MAX ? (uint32_t)total : 0;
     if (t->item_size == 0 && total <= TALLY_OBJ_CACHE_MAX)
-        ti.stack = (uint16_t)(1 + (total - 1) / 16);
-    ti.traits = (uint16_t)(((t->flags & TALLY_TYPE_CONTAINER) ? TALLY_TI_CONTAINER : 0) |
-                           (t->finalize ? TALLY_TI_FINALIZE : 0));
+        ti.stack = &rt->obj.free[(total - 1) / 16];
+    ti.traits = (uint16_t)((container ? TALLY_TI_CONTAINER : 0) | (t->finalize ? TALLY_TI_FINALIZE : 0) |
+                           (t->clear ? TALLY_TI_CLEAR : 0) | (t->destroy ? TALLY_TI_DESTROY : 0));
+    if (!type_linked(t) && !t->finalize && !t->destroy)
+        ti.traits |= TALLY_TI_PLAIN;
     return ti;
 }
 
@@ -93,7 +103,9 @@ const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *t)
         }
         if (s->ntypes == s->types_cap && !types_grow(rt))
             return NULL;
-        s->types[s->ntypes++] = describe(t, i);
+        s->types[s->ntypes++] = describe(rt, t, i);
+        if (t->finalize)
+            s->finalizer_types++;
     }
     tallyO_typeinfo *c = &s->cache[((uintptr_t)t >> 4) & (TALLY_TYPECACHE - 1)];
     *c = s->types[i];
@@ -114,7 +126,7 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
     const tally_type *t = ti.type;
     size_t items, total;
     if (TALLY_UNLIKELY(__builtin_mul_overflow(nitems, t->item_size, &items) ||
-                       __builtin_add_overflow(items, t->size + tallyO_prefix(ti.info), &total))) {
+                       __builtin_add_overflow(items, t->size + ti.prefix, &total))) {
         tallyB_error_set(&rt->heap.err, TALLY_EOVERFLOW,
                          "object of type '%s' with %zu items of %zu bytes overflows",
                          t->name ? t->name : "(unnamed)", nitems, t->item_size);
@@ -124,10 +136,8 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
     if (TALLY_UNLIKELY(b == NULL))
         return NULL;
     memset(b, 0, total);
-    void *o = b + tallyO_prefix(ti.info);
-    tally_head *h = tallyO_head(o);
-    h->rc = 1;
-    h->info = ti.info;
+    void *o = b + ti.prefix;
+    tallyO_head_init(o, ti.info);
     rt->obj.live++;
     return o;
 }
@@ -135,16 +145,12 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
 /* Gives o's block back: to its free stack if it has room, else to the heap. */
 static void free_object(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 {
-    tally_head *h = tallyO_head(o);
-    uint8_t *b = (uint8_t *)o - tallyO_prefix(h->info);
-    h->rc = 0;
+    uint8_t *b = (uint8_t *)o - ti->prefix;
     rt->obj.live--;
-    if (ti->stack != 0 && !rt->heap.slow) {
-        tallyO_freestack *fs = &rt->obj.free[ti->stack - 1];
-        if (fs->n < TALLY_OBJ_CACHE_DEPTH) {
-            fs->block[fs->n++] = b;
-            return;
-        }
+    tallyO_freestack *fs = ti->stack;
+    if (fs != NULL && fs->n < TALLY_OBJ_CACHE_DEPTH && !rt->heap.slow) {
+        fs->block[fs->n++] = b;
+        return;
     }
     tally_free(rt, b);
 }
@@ -167,30 +173,44 @@ static void decref_visit(void *referent, void *arg)
         tally_decref(referent);
 }
 
-static void release_refs(void *o, const tally_type *t)
+static void release_refs(void *o, const tallyO_typeinfo *ti)
 {
     tally_head *h = tallyO_head(o);
     if (h->info & TALLY_OF_RELEASED)
         return;
-    if (t->clear != NULL) {
-        t->clear(o);
-    } else if (t->traverse != NULL) {
+    if (ti->traits & TALLY_TI_CLEAR) {
+        ti->type->clear(o);
+    } else if (ti->traverse != NULL) {
         h->info |= TALLY_OF_RELEASED;
-        t->traverse(o, decref_visit, NULL);
+        ti->traverse(o, decref_visit, NULL);
     }
 }
 
 void tallyO_release_refs(tally_rt *rt, void *o)
 {
-    release_refs(o, tallyO_type(rt, o));
+    release_refs(o, &rt->obj.types[tallyO_info(o) & TALLY_OF_TYPE_MASK]);
 }
 
 static void finish(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 {
-    release_refs(o, ti->type);
-    if (ti->type->destroy != NULL)
+    release_refs(o, ti);
+    if (ti->traits & TALLY_TI_DESTROY)
         ti->type->destroy(o);
     free_object(rt, o, ti);
+}
+
+/* Finishes the deaths queued while the C stack was deep (object.h). */
+static TALLY_NOINLINE void drain_pending(tally_rt *rt)
+{
+    tallyO_state *s = &rt->obj;
+    s->depth++;
+    while (s->pending != NULL) {
+        tallyO_link *l = s->pending;
+        void *p = tallyO_from_link(l);
+        s->pending = l->next;
+        finish(rt, p, &s->types[tallyO_info(p) & TALLY_OF_TYPE_MASK]);
+    }
+    s->depth--;
 }
 
 /* Releases what o holds and frees it: depth-first while the C stack allows, else
@@ -206,16 +226,9 @@ static void finish_linked(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
     }
     s->depth++;
     finish(rt, o, ti);
-    if (s->depth == 1) {
-        while (TALLY_UNLIKELY(s->pending != NULL)) {
-            tallyO_link *l = s->pending;
-            void *p = tallyO_from_link(l);
-            s->pending = l->next;
-            const tallyO_typeinfo pti = s->types[tallyO_info(p) & TALLY_OF_TYPE_MASK];
-            finish(rt, p, &pti);
-        }
-    }
     s->depth--;
+    if (TALLY_UNLIKELY(s->pending != NULL) && s->depth == 0)
+        drain_pending(rt);
 }
 
 /* Runs o's finalizer, which has not run yet; false if o was resurrected. */
@@ -232,26 +245,30 @@ static TALLY_NOINLINE bool finalize(void *o, const tally_type *t)
 static void dealloc(tally_rt *rt, void *o)
 {
     tally_head *h = tallyO_head(o);
-    /* A copy: user code (finalizers, destroy) may register types, which can move
-     * the table; an index's entry never changes. */
-    const tallyO_typeinfo ti = rt->obj.types[h->info & TALLY_OF_TYPE_MASK];
-    if (TALLY_UNLIKELY(ti.traits & TALLY_TI_FINALIZE) && !(h->info & TALLY_OF_FINALIZED) &&
-        !finalize(o, ti.type))
-        return;
-    h->rc = 0;
-    uint32_t info = h->info |= TALLY_OF_DYING;
-    if (!(info & TALLY_OF_LINKED)) {
-        if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
-            rt->obj.weakrefs_die(rt, o);
-        finish(rt, o, &ti);
-        return;
+    uint32_t info = h->info;
+    const tallyO_typeinfo *ti = &rt->obj.types[info & TALLY_OF_TYPE_MASK]; /* stable */
+    if (TALLY_UNLIKELY(ti->traits & TALLY_TI_FINALIZE) && !(info & TALLY_OF_FINALIZED)) {
+        if (!finalize(o, ti->type))
+            return;
+        info = h->info;
     }
-    if ((ti.traits & TALLY_TI_CONTAINER) && rt->obj.young > 0)
+    h->rc = 0;
+    info |= TALLY_OF_DYING;
+    if (info & TALLY_OF_TRACKED) {
+        tallyO_unlink(tallyO_link_of(o));
+        info &= ~(TALLY_OF_TRACKED | TALLY_OF_STATE_MASK);
+    }
+    h->info = info;
+    if ((ti->traits & TALLY_TI_CONTAINER) && rt->obj.young > 0)
         rt->obj.young--;
-    tallyO_untrack(o);
     if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
         rt->obj.weakrefs_die(rt, o);
-    finish_linked(rt, o, &ti);
+    if (ti->traits & TALLY_TI_PLAIN)
+        free_object(rt, o, ti);
+    else if (info & TALLY_OF_LINKED)
+        finish_linked(rt, o, ti);
+    else
+        finish(rt, o, ti);
 }
 
 /* ---- the slow halves of incref and decref -------------------------------------- */

@@ -64,20 +64,6 @@ _Static_assert(sizeof(tallyO_link) == 16, "containers carry 16 bytes of links");
  * references: clear them and run their callbacks. */
 typedef void (*tallyO_weakrefs_fn)(tally_rt *rt, void *o);
 
-/* A registered type: its descriptor and what the fast paths derive from it. */
-typedef struct tallyO_typeinfo {
-    const tally_type *type;
-    uint32_t info;           /* header info of a new object: index | LINKED */
-    uint32_t total;          /* block bytes for tally_new; 0 if above 4 GiB */
-    uint16_t stack;          /* 1 + free stack of its objects; 0: none (items, big) */
-    uint16_t traits;         /* TALLY_TI_* */
-} tallyO_typeinfo;
-
-#define TALLY_TI_CONTAINER 1u /* TALLY_TYPE_CONTAINER */
-#define TALLY_TI_FINALIZE 2u  /* has a finalizer */
-
-#define TALLY_TYPECACHE 64
-
 /* Dead objects' blocks kept for reuse, per 16-byte size class up to
  * TALLY_OBJ_CACHE_MAX bytes (CPython's free lists, without writing into the
  * blocks: the stacks are here).  Their count is 0, so a dangling incref or decref
@@ -92,12 +78,37 @@ typedef struct tallyO_freestack {
     void *block[TALLY_OBJ_CACHE_DEPTH];
 } tallyO_freestack;
 
+typedef void (*tallyO_traverse_fn)(void *self, tally_visit_fn visit, void *arg);
+
+/* A registered type: its descriptor and what the fast paths derive from it.
+ * Entries never move and never change once made (the table grows by copying
+ * into a larger block and keeping the old one), so pointers to them stay valid
+ * while user code runs. */
+typedef struct tallyO_typeinfo {
+    const tally_type *type;
+    tallyO_traverse_fn traverse; /* type->traverse, one load nearer */
+    tallyO_freestack *stack; /* free stack of its objects; NULL: none (items, big) */
+    uint32_t info;           /* header info of a new object: index | LINKED | TRACKED */
+    uint32_t total;          /* block bytes for tally_new; 0 if above 4 GiB */
+    uint16_t prefix;         /* bytes before the object pointer: 8 or 24 */
+    uint16_t traits;         /* TALLY_TI_* */
+} tallyO_typeinfo;
+
+#define TALLY_TI_CONTAINER 1u /* TALLY_TYPE_CONTAINER */
+#define TALLY_TI_FINALIZE 2u  /* has a finalizer */
+#define TALLY_TI_CLEAR 4u     /* has a clear callback */
+#define TALLY_TI_DESTROY 8u   /* has a destroy callback */
+#define TALLY_TI_PLAIN 16u    /* holds no references, no callbacks: just freed */
+
+#define TALLY_TYPECACHE 64
+
 typedef struct tallyO_state {
-    tallyO_typeinfo *types;     /* type table (heap block), by index */
+    tallyO_typeinfo *types;     /* type table (heap block), by index; see above */
     uint32_t ntypes;
     uint32_t types_cap;
     tallyO_typeinfo cache[TALLY_TYPECACHE]; /* copies, direct-mapped by descriptor address */
     tallyO_weakrefs_fn weakrefs_die;
+    uint32_t finalizer_types;   /* registered types with a finalizer */
     long young;                 /* containers created minus containers dead since
                                    the collector last reset it (its count 0) */
     unsigned depth;             /* nested deaths on the C stack */

@@ -1,8 +1,9 @@
 /* object_inline.h - the fast path of object creation, inline for tally_new.
  *
  * A type's table entry comes from a direct-mapped cache keyed by the descriptor's
- * address; a block of a size class with a free stack comes from that stack, any
- * other from the heap (object.c).  The block is zeroed and the header written.
+ * address; a block of a size with a free stack comes from that stack, any other
+ * from the heap (object.c).  The payload is zeroed and the header written in one
+ * store; a container's links are written when it is tracked.
  */
 #ifndef TALLY_OBJECT_INLINE_H
 #define TALLY_OBJECT_INLINE_H
@@ -25,31 +26,40 @@ TALLY_INLINE size_t tallyO_prefix(uint32_t info)
     return sizeof(tally_head) + ((info & TALLY_OF_LINKED) ? sizeof(tallyO_link) : 0);
 }
 
-/* A zeroed object from block b of a free stack (whole 16-byte steps: the blocks
- * of the stacks are small and a multiple of 16 bytes). */
-TALLY_INLINE void *tallyO_init_small(tally_rt *rt, uint8_t *b, uint32_t total, uint32_t info)
+/* Writes a new object's header (count 1) in one store. */
+TALLY_INLINE void tallyO_head_init(void *o, uint32_t info)
 {
-    for (uint32_t i = 0; i < total; i += 16) {
-        uint64_t z[2] = {0, 0};
-        memcpy(b + i, z, 16);
+    uint64_t word = (uint64_t)1 | ((uint64_t)info << 32);
+    _Static_assert(offsetof(tally_head, rc) == 0 && offsetof(tally_head, info) == 4,
+                   "the header is {rc, info}");
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    word = ((uint64_t)1 << 32) | info;
+#endif
+    memcpy(tallyO_head(o), &word, sizeof word);
+}
+
+/* An object from a free stack's block b: the payload, up to the end of the block
+ * (a multiple of 16 bytes), is zeroed in whole words. */
+TALLY_INLINE void *tallyO_init_small(tally_rt *rt, uint8_t *b, const tallyO_typeinfo *ti)
+{
+    uint32_t end = (ti->total + 15u) & ~15u;
+    for (uint32_t i = ti->prefix; i < end; i += 8) {
+        uint64_t z = 0;
+        memcpy(b + i, &z, 8);
     }
-    void *o = b + tallyO_prefix(info);
-    tally_head *h = tallyO_head(o);
-    h->rc = 1;
-    h->info = info;
+    void *o = b + ti->prefix;
+    tallyO_head_init(o, ti->info);
     rt->obj.live++;
     return o;
 }
 
-/* A new object of the type ti describes (not tracked), or NULL with the error
- * set. */
+/* A new object of the type ti describes, or NULL with the error set.  A
+ * container comes with TRACKED set in its header: the caller links it. */
 TALLY_INLINE void *tallyO_new(tally_rt *rt, const tallyO_typeinfo *ti)
 {
-    if (TALLY_LIKELY(ti->stack != 0) && !rt->heap.slow) { /* no user code runs here */
-        tallyO_freestack *fs = &rt->obj.free[ti->stack - 1];
-        if (fs->n != 0)
-            return tallyO_init_small(rt, fs->block[--fs->n], ti->total, ti->info);
-    }
+    tallyO_freestack *fs = ti->stack;
+    if (TALLY_LIKELY(fs != NULL) && fs->n != 0 && !rt->heap.slow) /* no user code runs here */
+        return tallyO_init_small(rt, fs->block[--fs->n], ti);
     return tallyO_new_slow(rt, ti, 0);
 }
 
