@@ -21,6 +21,7 @@ CMAKE_FLAGS ?=
 # Default per-test time limit, for tests that set no TIMEOUT property.
 TEST_TIMEOUT ?= 600
 BENCH_ARGS  ?=
+BENCH_GC_ARGS ?=
 
 # Sanitizer runtime settings for the build-asan/ run (kept if already set).
 ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
@@ -41,7 +42,7 @@ ASAN_OPTS    = -DCMAKE_BUILD_TYPE=Debug -DTALLY_SANITIZE=ON -DTALLY_POOL_SHIFT=1
 POOL12_OPTS  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=OFF -DTALLY_POOL_SHIFT=12
 
 .PHONY: all build demo test check deps check-deps check-default check-asan \
-        check-pool12 check-install check-symbols memcheck bench install clean help
+        check-pool12 check-install check-symbols memcheck bench bench-gc install clean help
 
 all: build
 
@@ -53,6 +54,7 @@ help:
 	@echo '                4 KiB pools in build-pool12/, install check, exported-symbol check'
 	@echo 'make memcheck   every test under valgrind memcheck (build-valgrind/)'
 	@echo 'make bench      Release benchmarks (build-bench/) via bench/run_alloc.py [BENCH_ARGS=--quick]'
+	@echo 'make bench-gc   objects + collector vs CPython via bench/run_gc.py [BENCH_GC_ARGS=--quick]'
 	@echo 'make install PREFIX=/usr/local   install headers, libraries, CMake + pkg-config files'
 	@echo 'make clean      remove every build*/ directory'
 
@@ -118,6 +120,13 @@ bench:
 	$(call configure,build-bench,-DCMAKE_BUILD_TYPE=Release -DTALLY_BUILD_BENCH=ON -DTALLY_BUILD_TESTS=OFF -DTALLY_BUILD_EXAMPLES=OFF -DTALLY_SANITIZE=OFF)
 	$(call build,build-bench)
 	$(PYTHON) bench/run_alloc.py build-bench/bench $(BENCH_ARGS)
+
+# Objects and collector against CPython (embedded through its C API).
+bench-gc:
+	./scripts/deps.sh --bench
+	$(call configure,build-bench,-DCMAKE_BUILD_TYPE=Release -DTALLY_BUILD_BENCH=ON -DTALLY_BUILD_TESTS=OFF -DTALLY_BUILD_EXAMPLES=OFF -DTALLY_SANITIZE=OFF)
+	$(CMAKE) --build build-bench -j$(JOBS) --target gc_bench
+	$(PYTHON) bench/run_gc.py build-bench/bench $(BENCH_GC_ARGS)
 
 # ---- install --------------------------------------------------------------------
 # Honours DESTDIR (staged installs): make install PREFIX=/usr DESTDIR=/tmp/stage
