@@ -4,11 +4,11 @@
  * 32-bit reference count and 32 bits of type index and flags) sits just before
  * the pointer returned, so the pointer can be passed to any C code and the struct
  * needs no boilerplate member.  Objects that may hold references (containers, with
- * TALLY_TYPE_CONTAINER, and any type with a traverse or clear callback) carry 16
- * more bytes before the header: the links of the collector's generation lists,
- * which also queue deaths so that long chains never recurse deeply.
- * Objects are 8-byte aligned (never 16: keep long double and vector types in a
- * separately allocated buffer).
+ * TALLY_TYPE_CONTAINER, and any type with a traverse or clear callback) carry 8
+ * more bytes before the header: the links of the collector's generation lists (two
+ * 32-bit handles), which also queue deaths so that long chains never recurse.
+ * Such objects are 16-byte aligned; other objects are 8-byte aligned (keep long
+ * double and vector members in containers, or in a separate buffer).
  *
  * A new object has a count of 1.  When tally_decref() drops the count to zero, the
  * object is finalized (type->finalize, once in its life, may resurrect it), weak
@@ -154,8 +154,8 @@ TALLY_API int tally_is_immortal(const void *o);
  * rejected; a raw block into which a real header was copied cannot be told apart. */
 TALLY_API int tally_is_object(tally_rt *rt, const void *p);
 
-/* Bytes of header an object of this type carries before its pointer: 8, or 24
- * for types that may hold references (8 + two links; see above). */
+/* Bytes of header an object of this type carries before its pointer: 8, or 16
+ * for types that may hold references (8 + two 32-bit links; see above). */
 TALLY_API size_t tally_type_overhead(const tally_type *type);
 
 #ifdef __cplusplus

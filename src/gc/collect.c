@@ -38,9 +38,13 @@ TALLY_INLINE const tally_type *type_of(tally_rt *rt, const tallyO_link *l)
     return rt->obj.types[*info_of(l) & TALLY_OF_TYPE_MASK].type;
 }
 
+/* Reports l's references to visit; an object whose references were released
+ * through traverse (RELEASED) holds stale pointers and reports none. */
 TALLY_INLINE void traverse(tally_rt *rt, tallyO_link *l, tally_visit_fn visit, void *arg)
 {
-    rt->obj.types[*info_of(l) & TALLY_OF_TYPE_MASK].traverse(tallyO_from_link(l), visit, arg);
+    uint32_t info = *info_of(l);
+    if (TALLY_LIKELY(!(info & TALLY_OF_RELEASED)))
+        rt->obj.types[info & TALLY_OF_TYPE_MASK].traverse(tallyO_from_link(l), visit, arg);
 }
 
 TALLY_INLINE uint32_t state_of(uint32_t info)
@@ -129,13 +133,16 @@ static void subtract_recheck(void *r, void *arg)
 }
 
 /* Pass 1 over set; returns its size. */
-static size_t count_external(tally_rt *rt, tallyO_link *set, enum set_kind kind)
+static size_t count_external(tally_rt *rt, tallyG_list set, enum set_kind kind)
 {
     static const tally_visit_fn visitors[] = {subtract_gen0, subtract_gen01, subtract_all,
                                               subtract_recheck};
     tally_visit_fn visit = visitors[kind];
+    const tallyH_heap *heap = &rt->heap;
     size_t n = 0;
-    for (tallyO_link *l = set->next; l != set; l = l->next, n++) {
+    for (uint32_t h = set.s->next; h != set.h; n++) {
+        tallyO_link *l = tallyO_at(heap, h);
+        h = l->next;
         uint32_t *info = info_of(l);
         if (state_of(*info) != TALLY_OF_COLLECTING)
             meet(l, info);
@@ -155,8 +162,8 @@ static size_t count_external(tally_rt *rt, tallyO_link *set, enum set_kind kind)
  * unreachable list have exact links. */
 
 typedef struct pass2 {
-    tallyO_link *set;  /* its sentinel's prev is the true last element */
-    uint32_t gen_bits; /* generation the kept objects go to */
+    const tallyH_heap *heap;
+    tallyG_list set;   /* its sentinel's prev is the true last element */
 } pass2;
 
 static void visit_reach(void *r, void *arg)
@@ -167,45 +174,48 @@ static void visit_reach(void *r, void *arg)
     uint32_t st = state_of(*info);
     if (st == TALLY_OF_COLLECTING) {
         set_state(info, TALLY_OF_REACHED);
-    } else if (st == TALLY_OF_UNREACHED) {
+    } else if (st == TALLY_OF_UNREACHED) { /* behind the cursor: to the end */
         pass2 *p = arg;
         tallyO_link *l = tallyO_link_of(r);
-        tallyO_unlink(l);
-        tallyO_link *last = (tallyO_link *)p->set->prev;
-        last->next = l;
-        l->next = p->set;
-        p->set->prev = (uintptr_t)l;
+        uint32_t lh = tallyH_handle(l);
+        tallyO_unlink(p->heap, l);
+        tallyO_at(p->heap, p->set.s->prev)->next = lh;
+        l->next = p->set.h;
+        p->set.s->prev = lh;
         set_state(info, TALLY_OF_REACHED);
     }
 }
 
-/* Returns the objects kept in set; the rest is appended to unreachable. */
-static size_t scan(tally_rt *rt, tallyO_link *set, tallyO_link *unreachable, uint32_t gen_bits)
+/* Pass 2: returns the objects kept in set; the rest is appended to unreachable. */
+static size_t scan(tally_rt *rt, tallyG_list set, tallyG_list unreachable, uint32_t gen_bits)
 {
-    pass2 p = {set, gen_bits};
+    pass2 p = {&rt->heap, set};
     size_t kept = 0;
-    tallyO_link *last = set;
-    for (tallyO_link *l = set->next; l != set;) {
+    tallyO_link *last = set.s;
+    uint32_t lasth = set.h;
+    for (uint32_t h = set.s->next; h != set.h;) {
+        tallyO_link *l = tallyO_at(p.heap, h);
         uint32_t *info = info_of(l);
         if (l->prev != 0 || state_of(*info) == TALLY_OF_REACHED) {
             *info = (*info & ~(TALLY_OF_STATE_MASK | TALLY_OF_GEN_MASK)) | gen_bits;
-            l->prev = (uintptr_t)last;
+            l->prev = lasth;
             last = l;
+            lasth = h;
             traverse(rt, l, visit_reach, &p);
             kept++;
-            l = l->next; /* read after the traversal: it may have appended */
+            h = l->next; /* read after the traversal: it may have appended */
         } else {
-            tallyO_link *next = l->next;
+            uint32_t next = l->next;
             last->next = next;
-            if (next == set)
-                set->prev = (uintptr_t)last;
+            if (next == set.h)
+                set.s->prev = lasth;
             set_state(info, TALLY_OF_UNREACHED);
-            tallyG_list_append(l, unreachable);
-            l = next;
+            tallyG_list_append(p.heap, l, h, unreachable);
+            h = next;
         }
     }
-    last->next = set;
-    set->prev = (uintptr_t)last;
+    last->next = set.h;
+    set.s->prev = lasth;
     return kept;
 }
 
@@ -225,13 +235,15 @@ static void unmark(tallyO_link *l, int gen)
 
 /* Runs each unreachable object's finalizer once (PEP 442).  Finalizers may free
  * or untrack objects of the list, so the first one is always taken next. */
-static void finalize_all(tally_rt *rt, tallyO_link *unreachable)
+static void finalize_all(tally_rt *rt, tallyG_list unreachable)
 {
-    tallyO_link seen;
-    tallyG_list_init(&seen);
+    const tallyH_heap *heap = &rt->heap;
+    tallyG_list seen = tallyG_list_of(&rt->gc, TALLY_GC_LIST_SEEN);
+    tallyG_list_init(seen);
     while (!tallyG_list_empty(unreachable)) {
-        tallyO_link *l = unreachable->next;
-        tallyG_list_move(l, &seen);
+        uint32_t h = unreachable.s->next;
+        tallyO_link *l = tallyO_at(heap, h);
+        tallyG_list_move(heap, l, h, seen);
         const tally_type *t = type_of(rt, l);
         if (t->finalize == NULL || (*info_of(l) & TALLY_OF_FINALIZED))
             continue;
@@ -242,19 +254,19 @@ static void finalize_all(tally_rt *rt, tallyO_link *unreachable)
         t->finalize(o);
         tally_decref(o);
     }
-    tallyG_list_merge(&seen, unreachable);
+    tallyG_list_merge(heap, seen, unreachable);
 }
 
 /* Objects of `unreachable` that user code made reachable again go to generation
  * `old` with everything they reach; the rest stays. */
-static void resurrect(tally_rt *rt, tallyO_link *unreachable, tallyO_link *old, int old_gen)
+static void resurrect(tally_rt *rt, tallyG_list unreachable, tallyG_list old, int old_gen)
 {
-    tallyO_link still;
-    tallyG_list_init(&still);
+    tallyG_list still = tallyG_list_of(&rt->gc, TALLY_GC_LIST_STILL);
+    tallyG_list_init(still);
     count_external(rt, unreachable, SET_RECHECK);
-    scan(rt, unreachable, &still, gen_bits(old_gen));
-    tallyG_list_merge(unreachable, old);
-    tallyG_list_merge(&still, unreachable);
+    scan(rt, unreachable, still, gen_bits(old_gen));
+    tallyG_list_merge(&rt->heap, unreachable, old);
+    tallyG_list_merge(&rt->heap, still, unreachable);
 }
 
 static void print_object(tally_rt *rt, const char *what, tallyO_link *l)
@@ -268,19 +280,21 @@ static void print_object(tally_rt *rt, const char *what, tallyO_link *l)
  * the set by counting.  DEBUG_SAVEALL keeps the objects in the garbage list
  * instead.  Objects that survive their clearing go to `old`.  Returns the objects
  * kept in the garbage list. */
-static long delete_garbage(tally_rt *rt, tallyO_link *final, tallyO_link *old, int old_gen)
+static long delete_garbage(tally_rt *rt, tallyG_list final, tallyG_list old, int old_gen)
 {
     tallyG_state *g = &rt->gc;
+    const tallyH_heap *heap = &rt->heap;
     long saved = 0;
     while (!tallyG_list_empty(final)) {
-        tallyO_link *l = final->next;
+        uint32_t h = final.s->next;
+        tallyO_link *l = tallyO_at(heap, h);
         void *o = tallyO_from_link(l);
         if (g->debug & TALLY_GC_DEBUG_SAVEALL) {
             if (g->debug & TALLY_GC_DEBUG_UNCOLLECTABLE)
                 print_object(rt, "uncollectable", l);
             unmark(l, TALLY_OF_GEN_OUT);
             tally_incref(o);
-            tallyG_list_move(l, &g->garbage);
+            tallyG_list_move(heap, l, h, tallyG_list_of(g, TALLY_GC_LIST_GARBAGE));
             g->ngarbage++;
             saved++;
             continue;
@@ -288,9 +302,9 @@ static long delete_garbage(tally_rt *rt, tallyO_link *final, tallyO_link *old, i
         tally_incref(o);
         tallyO_release_refs(rt, o);
         tally_decref(o);
-        if (final->next == l) { /* still alive: it may die later */
+        if (final.s->next == h) { /* still alive: it may die later */
             unmark(l, old_gen);
-            tallyG_list_move(l, old);
+            tallyG_list_move(heap, l, h, old);
         }
     }
     return saved;
@@ -311,45 +325,48 @@ static outcome collect_main(tally_rt *rt, int gen)
     for (int i = 0; i <= gen; i++)
         g->gens[i].count = 0;
     rt->obj.young = 0;
-    tallyO_link *young = &g->gens[gen].head;
+    tallyG_list young = tallyG_list_of(g, TALLY_GC_LIST_GEN0 + gen);
     for (int i = 0; i < gen; i++)
-        tallyG_list_merge(&g->gens[i].head, young);
+        tallyG_list_merge(&rt->heap, tallyG_list_of(g, TALLY_GC_LIST_GEN0 + i), young);
     int old_gen = gen + 1 < TALLY_GC_GENERATIONS ? gen + 1 : gen;
-    tallyO_link *old = &g->gens[old_gen].head;
+    tallyG_list old = tallyG_list_of(g, TALLY_GC_LIST_GEN0 + old_gen);
 
-    tallyO_link unreachable;
-    tallyG_list_init(&unreachable);
+    tallyG_list unreachable = tallyG_list_of(g, TALLY_GC_LIST_UNREACHABLE);
+    tallyG_list_init(unreachable);
     size_t total = count_external(rt, young, (enum set_kind)gen);
-    size_t kept = scan(rt, young, &unreachable, gen_bits(old_gen));
-    if (young != old) {
+    size_t kept = scan(rt, young, unreachable, gen_bits(old_gen));
+    if (young.h != old.h) {
         if (gen == TALLY_GC_GENERATIONS - 2)
             g->long_lived_pending += kept;
-        tallyG_list_merge(young, old);
+        tallyG_list_merge(&rt->heap, young, old);
     } else {
         g->long_lived_pending = 0;
         g->long_lived_total = kept;
     }
     outcome out = {0, 0};
-    if (tallyG_list_empty(&unreachable))
+    if (tallyG_list_empty(unreachable))
         return out;
     if (g->debug & TALLY_GC_DEBUG_COLLECTABLE)
-        for (tallyO_link *l = unreachable.next; l != &unreachable; l = l->next)
+        for (uint32_t h = unreachable.s->next; h != unreachable.h;) {
+            tallyO_link *l = tallyO_at(&rt->heap, h);
             print_object(rt, "collectable", l);
+            h = l->next;
+        }
 
     /* The passes over the unreachable set that can find nothing are skipped: weak
      * references when none exists, finalizers when no type has one, and the
      * re-check when no user code ran (no count can have changed then). */
     unsigned long long calls = g->user_calls;
-    long freed_refs = g->wr_used != 0 ? tallyG_weakrefs_unreachable(rt, &unreachable) : 0;
+    long freed_refs = g->wr_used != 0 ? tallyG_weakrefs_unreachable(rt, unreachable) : 0;
     if (rt->obj.finalizer_types != 0)
-        finalize_all(rt, &unreachable);
+        finalize_all(rt, unreachable);
     size_t found = total - kept;
     if (g->user_calls != calls) {
-        resurrect(rt, &unreachable, old, old_gen);
-        found = tallyG_list_size(&unreachable);
+        resurrect(rt, unreachable, old, old_gen);
+        found = tallyG_list_size(&rt->heap, unreachable);
     }
     out.collected = (long)found + freed_refs;
-    out.uncollectable = delete_garbage(rt, &unreachable, old, old_gen);
+    out.uncollectable = delete_garbage(rt, unreachable, old, old_gen);
     return out;
 }
 
@@ -360,16 +377,27 @@ static unsigned long long now_ns(void)
     return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
+static bool registered(const tallyG_state *g, tallyG_callback c)
+{
+    for (unsigned i = 0; i < g->ncallbacks; i++)
+        if (g->callbacks[i].cb == c.cb && g->callbacks[i].arg == c.arg)
+            return true;
+    return false;
+}
+
+/* Calls the callbacks registered when the phase began; a callback may remove
+ * itself or others: removed ones are not called any more, added ones wait for
+ * the next phase. */
 static void run_callbacks(tally_rt *rt, tally_gc_phase phase, const tally_gc_info *info)
 {
     tallyG_state *g = &rt->gc;
-    /* A callback may remove itself: walk a copy. */
     tallyG_callback cbs[TALLY_GC_MAX_CALLBACKS];
     unsigned n = g->ncallbacks;
     for (unsigned i = 0; i < n; i++)
         cbs[i] = g->callbacks[i];
     for (unsigned i = 0; i < n; i++)
-        cbs[i].cb(rt, phase, info, cbs[i].arg);
+        if (registered(g, cbs[i]))
+            cbs[i].cb(rt, phase, info, cbs[i].arg);
 }
 
 static void print_start(tally_rt *rt, int gen)
@@ -377,9 +405,11 @@ static void print_start(tally_rt *rt, int gen)
     tallyG_state *g = &rt->gc;
     FILE *f = tallyG_stream(g);
     fprintf(f, "gc: collecting generation %d...\n", gen);
-    fprintf(f, "gc: objects in each generation: %zu %zu %zu\n", tallyG_list_size(&g->gens[0].head),
-            tallyG_list_size(&g->gens[1].head), tallyG_list_size(&g->gens[2].head));
-    fprintf(f, "gc: objects in permanent generation: %zu\n", tallyG_list_size(&g->permanent));
+    size_t n[TALLY_GC_LISTS];
+    for (int i = 0; i <= TALLY_GC_LIST_PERMANENT; i++)
+        n[i] = tallyG_list_size(&rt->heap, tallyG_list_of(g, i));
+    fprintf(f, "gc: objects in each generation: %zu %zu %zu\n", n[0], n[1], n[2]);
+    fprintf(f, "gc: objects in permanent generation: %zu\n", n[TALLY_GC_LIST_PERMANENT]);
 }
 
 long tallyG_collect(tally_rt *rt, int gen)

@@ -20,12 +20,24 @@
 
 /* ---- lists, tracking ----------------------------------------------------------- */
 
-size_t tallyG_list_size(const tallyO_link *head)
+size_t tallyG_list_size(const tallyH_heap *heap, tallyG_list list)
 {
     size_t n = 0;
-    for (const tallyO_link *l = head->next; l != head; l = l->next)
+    for (uint32_t h = list.s->next; h != list.h; h = tallyO_at(heap, h)->next)
         n++;
     return n;
+}
+
+static tallyG_list gen_list(tally_rt *rt, int gen)
+{
+    return tallyG_list_of(&rt->gc, TALLY_GC_LIST_GEN0 + gen);
+}
+
+/* Joins generation 0. */
+static void link_young(tally_rt *rt, void *o)
+{
+    tallyO_link *l = tallyO_link_of(o);
+    tallyG_list_append(&rt->heap, l, tallyH_handle(l), gen_list(rt, 0));
 }
 
 FILE *tallyG_stream(const tallyG_state *g)
@@ -35,17 +47,19 @@ FILE *tallyG_stream(const tallyG_state *g)
 
 static void track(tally_rt *rt, void *o)
 {
-    tallyG_list_append(tallyO_link_of(o), &rt->gc.gens[0].head);
+    link_young(rt, o);
     uint32_t *info = &tallyO_head(o)->info;
     *info = (*info & ~TALLY_OF_GEN_MASK) | TALLY_OF_TRACKED; /* generation 0 */
 }
 
 /* Sets the generation number of every object of a list. */
-static void set_generation(tallyO_link *head, uint32_t gen)
+static void set_generation(tally_rt *rt, tallyG_list list, uint32_t gen)
 {
-    for (tallyO_link *l = head->next; l != head; l = l->next) {
+    for (uint32_t h = list.s->next; h != list.h;) {
+        tallyO_link *l = tallyO_at(&rt->heap, h);
         uint32_t *info = &tallyO_head(tallyO_from_link(l))->info;
         *info = (*info & ~TALLY_OF_GEN_MASK) | (gen << TALLY_OF_GEN_SHIFT);
+        h = l->next;
     }
 }
 
@@ -66,7 +80,7 @@ int tally_gc_track(void *o)
 
 void tally_gc_untrack(void *o)
 {
-    tallyO_untrack(o);
+    tallyO_untrack(&tally_runtime_of(o)->heap, o);
 }
 
 int tally_gc_is_tracked(const void *o)
@@ -116,7 +130,7 @@ TALLY_INLINE void *born(tally_rt *rt, void *o)
         rt->obj.young--;
         return NULL;
     }
-    tallyG_list_append(tallyO_link_of(o), &rt->gc.gens[0].head);
+    link_young(rt, o);
     return o;
 }
 
@@ -228,21 +242,22 @@ void tally_gc_freeze(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
     for (int i = 0; i < TALLY_GC_GENERATIONS; i++) {
-        set_generation(&g->gens[i].head, TALLY_OF_GEN_OUT);
-        tallyG_list_merge(&g->gens[i].head, &g->permanent);
+        set_generation(rt, gen_list(rt, i), TALLY_OF_GEN_OUT);
+        tallyG_list_merge(&rt->heap, gen_list(rt, i), tallyG_list_of(g, TALLY_GC_LIST_PERMANENT));
     }
     rt->obj.young = 0;
 }
 
 void tally_gc_unfreeze(tally_rt *rt)
 {
-    set_generation(&rt->gc.permanent, TALLY_GC_GENERATIONS - 1);
-    tallyG_list_merge(&rt->gc.permanent, &rt->gc.gens[TALLY_GC_GENERATIONS - 1].head);
+    tallyG_list frozen = tallyG_list_of(&rt->gc, TALLY_GC_LIST_PERMANENT);
+    set_generation(rt, frozen, TALLY_GC_GENERATIONS - 1);
+    tallyG_list_merge(&rt->heap, frozen, gen_list(rt, TALLY_GC_GENERATIONS - 1));
 }
 
 size_t tally_gc_get_freeze_count(const tally_rt *rt)
 {
-    return tallyG_list_size(&rt->gc.permanent);
+    return tallyG_list_size(&rt->heap, tallyG_list_of((tallyG_state *)&rt->gc, TALLY_GC_LIST_PERMANENT));
 }
 
 void tally_gc_set_debug(tally_rt *rt, unsigned flags)
@@ -262,11 +277,12 @@ void tally_gc_set_debug_stream(tally_rt *rt, FILE *stream)
 
 /* ---- walks ---------------------------------------------------------------------- */
 
-static size_t visit_list(tallyO_link *head, tally_visit_fn visit, void *arg)
+static size_t visit_list(tally_rt *rt, tallyG_list list, tally_visit_fn visit, void *arg)
 {
     size_t n = 0;
-    for (tallyO_link *l = head->next, *next; l != head; l = next, n++) {
-        next = l->next;
+    for (uint32_t h = list.s->next; h != list.h; n++) {
+        tallyO_link *l = tallyO_at(&rt->heap, h);
+        h = l->next;
         visit(tallyO_from_link(l), arg);
     }
     return n;
@@ -275,10 +291,10 @@ static size_t visit_list(tallyO_link *head, tally_visit_fn visit, void *arg)
 size_t tally_gc_get_objects(tally_rt *rt, int generation, tally_visit_fn visit, void *arg)
 {
     if (generation >= 0 && generation < TALLY_GC_GENERATIONS)
-        return visit_list(&rt->gc.gens[generation].head, visit, arg);
+        return visit_list(rt, gen_list(rt, generation), visit, arg);
     size_t n = 0;
     for (int i = 0; i < TALLY_GC_GENERATIONS; i++)
-        n += visit_list(&rt->gc.gens[i].head, visit, arg);
+        n += visit_list(rt, gen_list(rt, i), visit, arg);
     return n;
 }
 
@@ -301,7 +317,7 @@ size_t tally_gc_get_referents(void *o, tally_visit_fn visit, void *arg)
 {
     const tally_type *t = tally_type_of(o);
     count_visit cv = {visit, arg, 0};
-    if (t->traverse != NULL)
+    if (t->traverse != NULL && !(tallyO_info(o) & TALLY_OF_RELEASED))
         t->traverse(o, referent_visit, &cv);
     return cv.n;
 }
@@ -322,11 +338,14 @@ size_t tally_gc_get_referrers(tally_rt *rt, void *o, tally_visit_fn visit, void 
 {
     size_t n = 0;
     for (int i = 0; i < TALLY_GC_GENERATIONS; i++) {
-        tallyO_link *head = &rt->gc.gens[i].head;
-        for (tallyO_link *l = head->next; l != head; l = l->next) {
+        tallyG_list list = gen_list(rt, i);
+        for (uint32_t h = list.s->next; h != list.h;) {
+            tallyO_link *l = tallyO_at(&rt->heap, h);
+            h = l->next;
             void *r = tallyO_from_link(l);
             match m = {o, false};
-            tallyO_type(rt, r)->traverse(r, match_visit, &m);
+            if (!(tallyO_info(r) & TALLY_OF_RELEASED))
+                tallyO_type(rt, r)->traverse(r, match_visit, &m);
             if (m.found) {
                 visit(r, arg);
                 n++;
@@ -341,18 +360,20 @@ size_t tally_gc_get_referrers(tally_rt *rt, void *o, tally_visit_fn visit, void 
 size_t tally_gc_garbage(tally_rt *rt, tally_visit_fn visit, void *arg)
 {
     if (visit != NULL)
-        visit_list(&rt->gc.garbage, visit, arg);
+        visit_list(rt, tallyG_list_of(&rt->gc, TALLY_GC_LIST_GARBAGE), visit, arg);
     return rt->gc.ngarbage;
 }
 
 void tally_gc_garbage_clear(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
-    while (!tallyG_list_empty(&g->garbage)) {
-        tallyO_link *l = g->garbage.next;
+    tallyG_list garbage = tallyG_list_of(g, TALLY_GC_LIST_GARBAGE);
+    while (!tallyG_list_empty(garbage)) {
+        uint32_t h = garbage.s->next;
+        tallyO_link *l = tallyO_at(&rt->heap, h);
         uint32_t *info = &tallyO_head(tallyO_from_link(l))->info;
         *info = (*info & ~TALLY_OF_GEN_MASK) | ((TALLY_GC_GENERATIONS - 1u) << TALLY_OF_GEN_SHIFT);
-        tallyG_list_move(l, &g->gens[TALLY_GC_GENERATIONS - 1].head);
+        tallyG_list_move(&rt->heap, l, h, gen_list(rt, TALLY_GC_GENERATIONS - 1));
         g->ngarbage--;
         tally_decref(tallyO_from_link(l));
     }
@@ -387,19 +408,22 @@ int tally_gc_callback_remove(tally_rt *rt, tally_gc_callback cb, void *arg)
 
 /* ---- state -------------------------------------------------------------------------- */
 
-void tallyG_init(tally_rt *rt)
+int tallyG_init(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
     memset(g, 0, sizeof *g);
+    uint32_t slot = tallyH_slot_take(&rt->heap, (uint8_t *)g->lists);
+    if (slot == UINT32_MAX)
+        return -1;
+    g->lists_handle = slot << TALLY_HANDLE_SHIFT;
+    for (int i = 0; i < TALLY_GC_LISTS; i++)
+        tallyG_list_init(tallyG_list_of(g, i));
     static const long thresholds[TALLY_GC_GENERATIONS] = {700, 10, 10};
-    for (int i = 0; i < TALLY_GC_GENERATIONS; i++) {
-        tallyG_list_init(&g->gens[i].head);
+    for (int i = 0; i < TALLY_GC_GENERATIONS; i++)
         g->gens[i].threshold = thresholds[i];
-    }
-    tallyG_list_init(&g->permanent);
-    tallyG_list_init(&g->garbage);
     g->enabled = true;
     rt->obj.weakrefs_die = tallyG_weakrefs_die;
     rt->heap.exhausted = exhausted;
     rt->heap.exhausted_arg = rt;
+    return 0;
 }

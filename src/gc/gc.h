@@ -2,8 +2,9 @@
  *
  * Tracked containers live on circular doubly linked lists threaded through their
  * link words (object/object.h): one per generation, one for frozen objects, one
- * for the garbage list of DEBUG_SAVEALL.  Each list has a sentinel link in the
- * runtime.  Invariant: whenever user code runs (finalizers, weak reference and
+ * for the garbage list of DEBUG_SAVEALL, and the collector's working lists.
+ * Links are 32-bit heap handles; each list has a sentinel link in the runtime,
+ * in a small area registered with the heap so that sentinels have handles too.  Invariant: whenever user code runs (finalizers, weak reference and
  * collection callbacks), every list is well formed, prev pointers included; only
  * inside the marking phases of a collection do prev words hold scratch counts.
  *
@@ -22,7 +23,6 @@
 #include "tally/gc.h"
 
 typedef struct tallyG_gen {
-    tallyO_link head;  /* list sentinel */
     long threshold;
     long count;        /* see tally_gc_get_count; generation 0's is rt->obj.young */
 } tallyG_gen;
@@ -47,10 +47,33 @@ typedef struct tallyG_callback {
     void *arg;
 } tallyG_callback;
 
+/* The lists, by index of their sentinel. */
+enum tallyG_list_id {
+    TALLY_GC_LIST_GEN0,          /* generations 0, 1, 2: GEN0 + g */
+    TALLY_GC_LIST_PERMANENT = TALLY_GC_GENERATIONS, /* frozen objects */
+    TALLY_GC_LIST_GARBAGE,       /* kept by DEBUG_SAVEALL, one reference each */
+    TALLY_GC_LIST_UNREACHABLE,   /* a collection's working lists */
+    TALLY_GC_LIST_SEEN,
+    TALLY_GC_LIST_STILL,
+    TALLY_GC_LISTS
+};
+
+/* A sentinel: a link alone in 16 bytes (handles name 16-byte units). */
+typedef struct tallyG_sentinel {
+    tallyO_link link;
+    uint64_t unused;
+} tallyG_sentinel;
+
+/* A list: its sentinel and the sentinel's handle. */
+typedef struct tallyG_list {
+    tallyO_link *s;
+    uint32_t h;
+} tallyG_list;
+
 typedef struct tallyG_state {
+    _Alignas(16) tallyG_sentinel lists[TALLY_GC_LISTS];
+    uint32_t lists_handle;       /* handle of lists[0] */
     tallyG_gen gens[TALLY_GC_GENERATIONS];
-    tallyO_link permanent;       /* frozen objects */
-    tallyO_link garbage;         /* kept by DEBUG_SAVEALL, one reference each */
     size_t ngarbage;
     bool enabled;
     bool collecting;             /* a collection is running: no other may start */
@@ -67,61 +90,59 @@ typedef struct tallyG_state {
     size_t wr_used;
 } tallyG_state;
 
-/* ---- lists (lists.c would be four lines; they are inline here) ----------------- */
+/* ---- lists ---------------------------------------------------------------------- */
 
-TALLY_INLINE tallyO_link *tallyG_prev(const tallyO_link *l)
+TALLY_INLINE tallyG_list tallyG_list_of(tallyG_state *g, int id)
 {
-    return (tallyO_link *)l->prev;
+    return (tallyG_list){&g->lists[id].link, g->lists_handle + (uint32_t)id};
 }
 
-TALLY_INLINE void tallyG_list_init(tallyO_link *head)
+TALLY_INLINE void tallyG_list_init(tallyG_list list)
 {
-    head->next = head;
-    head->prev = (uintptr_t)head;
+    list.s->next = list.s->prev = list.h;
 }
 
-TALLY_INLINE bool tallyG_list_empty(const tallyO_link *head)
+TALLY_INLINE bool tallyG_list_empty(tallyG_list list)
 {
-    return head->next == head;
+    return list.s->next == list.h;
 }
 
-TALLY_INLINE void tallyG_list_append(tallyO_link *l, tallyO_link *head)
+/* Appends l, whose handle is lh. */
+TALLY_INLINE void tallyG_list_append(const tallyH_heap *heap, tallyO_link *l, uint32_t lh,
+                                     tallyG_list list)
 {
-    tallyO_link *last = tallyG_prev(head);
-    l->next = head;
-    l->prev = (uintptr_t)last;
-    last->next = l;
-    head->prev = (uintptr_t)l;
+    uint32_t lasth = list.s->prev;
+    l->next = list.h;
+    l->prev = lasth;
+    tallyO_at(heap, lasth)->next = lh;
+    list.s->prev = lh;
 }
 
-TALLY_INLINE void tallyG_list_remove(tallyO_link *l)
+TALLY_INLINE void tallyG_list_move(const tallyH_heap *heap, tallyO_link *l, uint32_t lh,
+                                   tallyG_list list)
 {
-    tallyO_unlink(l);
-}
-
-TALLY_INLINE void tallyG_list_move(tallyO_link *l, tallyO_link *head)
-{
-    tallyG_list_remove(l);
-    tallyG_list_append(l, head);
+    tallyO_unlink(heap, l);
+    tallyG_list_append(heap, l, lh, list);
 }
 
 /* Appends every element of `from` to `to`; from becomes empty. */
-TALLY_INLINE void tallyG_list_merge(tallyO_link *from, tallyO_link *to)
+TALLY_INLINE void tallyG_list_merge(const tallyH_heap *heap, tallyG_list from, tallyG_list to)
 {
     if (tallyG_list_empty(from))
         return;
-    tallyO_link *last = tallyG_prev(to);
-    last->next = from->next;
-    from->next->prev = (uintptr_t)last;
-    to->prev = from->prev;
-    tallyG_prev(from)->next = to;
+    uint32_t first = from.s->next, last = from.s->prev;
+    tallyO_at(heap, to.s->prev)->next = first;
+    tallyO_at(heap, first)->prev = to.s->prev;
+    tallyO_at(heap, last)->next = to.h;
+    to.s->prev = last;
     tallyG_list_init(from);
 }
 
-TALLY_INTERNAL size_t tallyG_list_size(const tallyO_link *head);
+TALLY_INTERNAL size_t tallyG_list_size(const tallyH_heap *heap, tallyG_list list);
 
 /* ---- gc.c: state, tracking, control --------------------------------------------- */
-TALLY_INTERNAL void tallyG_init(tally_rt *rt);
+/* 0, or -1 if no handle slot is left for the list sentinels. */
+TALLY_INTERNAL int tallyG_init(tally_rt *rt);
 TALLY_INTERNAL FILE *tallyG_stream(const tallyG_state *g);
 /* Collection triggered by allocation: the oldest generation over its threshold. */
 TALLY_INTERNAL void tallyG_collect_auto(tally_rt *rt);
@@ -136,6 +157,6 @@ TALLY_INTERNAL bool tallyG_is_weakref(tally_rt *rt, const void *o);
 TALLY_INTERNAL void tallyG_weakrefs_die(tally_rt *rt, void *o);
 /* The collector's handling of the weak references of the unreachable set
  * (CPython's handle_weakrefs); returns the weak references its callbacks freed. */
-TALLY_INTERNAL long tallyG_weakrefs_unreachable(tally_rt *rt, tallyO_link *unreachable);
+TALLY_INTERNAL long tallyG_weakrefs_unreachable(tally_rt *rt, tallyG_list unreachable);
 
 #endif /* TALLY_GC_INTERNAL_H */

@@ -185,10 +185,12 @@ static bool unreachable(const void *o)
     return (tallyO_info(o) & TALLY_OF_STATE_MASK) == TALLY_OF_UNREACHED;
 }
 
-long tallyG_weakrefs_unreachable(tally_rt *rt, tallyO_link *set)
+long tallyG_weakrefs_unreachable(tally_rt *rt, tallyG_list set)
 {
     tallyG_weakref *due = NULL, **tail = &due;
-    for (tallyO_link *l = set->next; l != set; l = l->next) {
+    for (uint32_t h = set.s->next; h != set.h;) {
+        tallyO_link *l = tallyO_at(&rt->heap, h);
+        h = l->next;
         void *o = tallyO_from_link(l);
         if (tallyG_is_weakref(rt, o)) /* garbage itself: cleared, no callback */
             wr_detach(rt, o);

@@ -50,6 +50,8 @@ static void large_init(tallyH_heap *h, tallyH_pool *p, tallyH_region *r, uint32_
     p->bsize = p->inv = p->span = 0;
     p->cap = p->nfree = p->hint = p->cls = 0;
     p->nunits = nunits;
+    if (r != NULL)
+        p->hbase = tallyH_region_hbase(r, (const uint8_t *)p);
     p->next = p->prev = NULL;
     p->lsize = lsize;
     p->tag = tallyH_tag(h, p, TALLY_POOL_LARGE);
@@ -63,8 +65,15 @@ static uint8_t *huge_alloc(tallyH_heap *h, size_t n)
     uint8_t *m = tallyH_map_owned(h, size);
     if (m == NULL)
         return NULL;
+    uint32_t slot = tallyH_slot_take(h, m);
+    if (slot == UINT32_MAX) {
+        tallyH_owner_remove(h, (uintptr_t)m);
+        tallyH_backend_unmap(h, m, size);
+        return NULL;
+    }
     tallyH_pool *p = (tallyH_pool *)m;
     large_init(h, p, NULL, 0, size - TALLY_LARGE_HDR);
+    p->hbase = slot << TALLY_HANDLE_SHIFT;
     p->next = h->huge;
     if (h->huge)
         h->huge->prev = p;
@@ -85,6 +94,7 @@ static void huge_free(tallyH_heap *h, tallyH_pool *p)
         p->next->prev = p->prev;
     size_t size = p->lsize + TALLY_LARGE_HDR;
     h->narenas--;
+    tallyH_slot_drop(h, p->hbase >> TALLY_HANDLE_SHIFT);
     tallyH_owner_remove(h, (uintptr_t)p);
     tallyH_backend_unmap(h, p, size);
 }
@@ -603,6 +613,7 @@ int tallyH_init(tallyH_heap *h, const tally_config *cfg)
     h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os();
     h->on_valgrind = TALLY_ON_VALGRIND();
     h->last_pool = TALLY_NO_POOL;
+    tallyH_slots_init(h, NULL, 0);
     tallyB_anno_pool_create(h);
     tallyH_update_slow(h);
     return 0;
@@ -612,5 +623,6 @@ void tallyH_destroy(tallyH_heap *h)
 {
     tallyB_anno_pool_destroy(h);
     tallyH_regions_destroy(h);
+    tallyH_slots_destroy(h);
     tallyH_owner_destroy(h);
 }

@@ -99,6 +99,7 @@ struct tallyH_pool {
     uint16_t hint;           /* small: bitmap word where the next search starts */
     uint16_t cls;            /* small: size-class index */
     uint32_t nunits;         /* pools covered: 1 for small, the span for large */
+    uint32_t hbase;          /* handle of this header's first byte (handle.c) */
     tallyH_pool *next;       /* small: class avail queue; huge: heap's huge list */
     tallyH_pool *prev;       /* not kept for the head of a class queue */
     size_t lsize;            /* large: usable bytes of the block */
@@ -118,6 +119,7 @@ struct tallyH_region {
     uint32_t npools;          /* pools managed */
     uint32_t nfree;           /* of which free */
     uint32_t kind;            /* TALLY_REGION_ARENA or _FIXED */
+    uint32_t slot;            /* handle slot of its first chunk (fixed: of nchunks) */
     uint32_t nwords;          /* words in each map */
     void *map_addr;           /* backend mapping (arena) */
     size_t map_size;
@@ -160,6 +162,23 @@ typedef struct tallyH_quarantine {
     unsigned head, count;
     size_t bytes;             /* their total size */
 } tallyH_quarantine;
+
+/* Handles (handle.c): 32-bit names of 16-byte-aligned heap addresses. */
+#define TALLY_HANDLE_SHIFT (TALLY_ARENA_SHIFT - 4)
+#define TALLY_HANDLE_MASK (((uint32_t)1 << TALLY_HANDLE_SHIFT) - 1)
+#define TALLY_HANDLE_SLOTS ((size_t)1 << (32 - TALLY_HANDLE_SHIFT))
+#define TALLY_HANDLE_INLINE_SLOTS 16
+#define TALLY_HANDLE_EXTRA_SLOTS 2 /* slots a fixed heap keeps for the layers above */
+#define TALLY_HANDLE_NONE UINT32_MAX
+
+typedef struct tallyH_slots {
+    uint8_t **base;           /* slot -> chunk start; NULL: free */
+    uint32_t cap;             /* entries of base */
+    uint32_t used;            /* slots taken */
+    uint32_t hint;            /* no free slot below */
+    size_t map_size;          /* bytes of base's own mapping (hosted, once grown) */
+    uint8_t *inline_base[TALLY_HANDLE_INLINE_SLOTS];
+} tallyH_slots;
 
 /* Called when memory runs out, before the heap gives up: may free memory (the
  * collector runs a full collection there) and returns nonzero to ask for a retry. */
@@ -223,6 +242,7 @@ struct tallyH_heap {
     tallyH_exhausted_fn exhausted;
     void *exhausted_arg;
     tallyB_errstate err;
+    tallyH_slots slots;       /* handle slot table (handle.c) */
 };
 
 /* ---- inline helpers ---------------------------------------------------------- */
@@ -269,6 +289,31 @@ TALLY_INLINE uint32_t tallyH_reciprocal(uint32_t bsize)
 {
     return (uint32_t)((((uint64_t)1 << 32) + bsize - 1) / bsize);
 }
+
+/* The address a handle names (one load). */
+TALLY_INLINE void *tallyH_at(const tallyH_heap *h, uint32_t handle)
+{
+    return h->slots.base[handle >> TALLY_HANDLE_SHIFT] + ((size_t)(handle & TALLY_HANDLE_MASK) << 4);
+}
+
+/* The handle of p, a 16-byte-aligned address in a pool, a large block's first
+ * pool or the first arena-size of a huge block (one load). */
+TALLY_INLINE uint32_t tallyH_handle(const void *p)
+{
+    const tallyH_pool *pool = tallyH_pool_of(p);
+    return pool->hbase + (uint32_t)(((uintptr_t)p - (uintptr_t)pool) >> 4);
+}
+
+/* ---- handle.c ------------------------------------------------------------------ */
+TALLY_INTERNAL void tallyH_slots_init(tallyH_heap *h, uint8_t **table, uint32_t cap);
+TALLY_INTERNAL void tallyH_slots_destroy(tallyH_heap *h);
+/* Room for `more` slots, or false with the error set. */
+TALLY_INTERNAL bool tallyH_slots_reserve(tallyH_heap *h, uint32_t more);
+/* A slot for a chunk (16-byte aligned, named up to TALLY_ARENA_SIZE bytes on), or
+ * UINT32_MAX with the error set. */
+TALLY_INTERNAL uint32_t tallyH_slot_take(tallyH_heap *h, uint8_t *chunk);
+TALLY_INTERNAL void tallyH_slot_drop(tallyH_heap *h, uint32_t slot);
+TALLY_INTERNAL uint32_t tallyH_region_hbase(const tallyH_region *r, const uint8_t *unit);
 
 /* ---- sizeclass.c --------------------------------------------------------------- */
 TALLY_INTERNAL void tallyH_classes_init(tallyH_heap *h);

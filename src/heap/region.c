@@ -263,6 +263,14 @@ static tallyH_region *arena_new(tallyH_heap *h)
         region_header_free(h, r);
         return NULL;
     }
+    uint32_t slot = tallyH_slot_take(h, m);
+    if (slot == UINT32_MAX) {
+        tallyH_owner_remove(h, (uintptr_t)m);
+        tallyH_backend_unmap(h, m, TALLY_ARENA_SIZE);
+        region_header_free(h, r);
+        return NULL;
+    }
+    r->slot = slot;
     r->tag = tallyH_tag(h, r, 0);
     r->heap = h;
     r->kind = TALLY_REGION_ARENA;
@@ -287,6 +295,7 @@ static tallyH_region *arena_new(tallyH_heap *h)
 
 static void arena_unmap(tallyH_heap *h, tallyH_region *r)
 {
+    tallyH_slot_drop(h, r->slot);
     tallyH_owner_remove(h, (uintptr_t)r->map_addr);
     tallyH_backend_unmap(h, r->map_addr, r->map_size);
     region_header_free(h, r);
@@ -442,9 +451,13 @@ tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem, size_t siz
     size_t max_pools = size >> TALLY_POOL_SHIFT;
     size_t words = (max_pools + 63) / 64;
     size_t owner_words = tallyH_owner_fixed_words(size);
+    /* Handle slots: one per arena-sized chunk, and a few for the layers above. */
+    size_t nslots = (size >> TALLY_ARENA_SHIFT) + 1 + TALLY_HANDLE_EXTRA_SLOTS;
+    size_t table_bytes = nslots > TALLY_HANDLE_INLINE_SLOTS ? nslots * sizeof(uint8_t *) : 0;
     uintptr_t maps = start + TALLY_ALIGN_UP(sizeof(tallyH_region), 16);
     uintptr_t owner = maps + 2 * words * sizeof(uint64_t);
-    uintptr_t base = TALLY_ALIGN_UP(owner + owner_words * sizeof(uint64_t), TALLY_POOL_SIZE);
+    uintptr_t table = owner + owner_words * sizeof(uint64_t);
+    uintptr_t base = TALLY_ALIGN_UP(table + table_bytes, TALLY_POOL_SIZE);
     if (base >= end || end - base < TALLY_POOL_SIZE)
         return NULL;
     size_t npools = (end - base) >> TALLY_POOL_SHIFT;
@@ -464,6 +477,14 @@ tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem, size_t siz
     bits_set(r->freemap, 0, r->npools, true);
     /* The caller's buffer holds arbitrary bytes: every pool starts dirty. */
     bits_set(r->dirtymap, 0, r->npools, true);
+    if (table_bytes)
+        tallyH_slots_init(h, (uint8_t **)table, (uint32_t)nslots);
+    size_t nchunks = ((npools << TALLY_POOL_SHIFT) + TALLY_ARENA_SIZE - 1) >> TALLY_ARENA_SHIFT;
+    for (size_t k = 0; k < nchunks; k++) { /* consecutive: the table is empty */
+        uint32_t slot = tallyH_slot_take(h, (uint8_t *)base + (k << TALLY_ARENA_SHIFT));
+        if (k == 0)
+            r->slot = slot;
+    }
     regions_link(h, r);
     avail_push_head(h, r);
     tallyH_owner_fixed(h, (uint64_t *)owner, base, npools << TALLY_POOL_SHIFT);

@@ -204,8 +204,8 @@ static TALLY_NOINLINE void drain_pending(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
     s->depth++;
-    while (s->pending != NULL) {
-        tallyO_link *l = s->pending;
+    while (s->pending != TALLY_HANDLE_NONE) {
+        tallyO_link *l = tallyO_at(&rt->heap, s->pending);
         void *p = tallyO_from_link(l);
         s->pending = l->next;
         finish(rt, p, &s->types[tallyO_info(p) & TALLY_OF_TYPE_MASK]);
@@ -221,13 +221,13 @@ static void finish_linked(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
     if (TALLY_UNLIKELY(s->depth >= TALLY_DEALLOC_DEPTH)) {
         tallyO_link *l = tallyO_link_of(o);
         l->next = s->pending;
-        s->pending = l;
+        s->pending = tallyH_handle(l);
         return;
     }
     s->depth++;
     finish(rt, o, ti);
     s->depth--;
-    if (TALLY_UNLIKELY(s->pending != NULL) && s->depth == 0)
+    if (TALLY_UNLIKELY(s->pending != TALLY_HANDLE_NONE) && s->depth == 0)
         drain_pending(rt);
 }
 
@@ -255,7 +255,7 @@ static void dealloc(tally_rt *rt, void *o)
     h->rc = 0;
     info |= TALLY_OF_DYING;
     if (info & TALLY_OF_TRACKED) {
-        tallyO_unlink(tallyO_link_of(o));
+        tallyO_unlink(&rt->heap, tallyO_link_of(o));
         info &= ~(TALLY_OF_TRACKED | TALLY_OF_STATE_MASK);
     }
     h->info = info;
@@ -330,7 +330,7 @@ void tally_immortalize(void *o)
     tally_head *h = tallyO_head(o);
     if (immortal(h))
         return;
-    tallyO_untrack(o);
+    tallyO_untrack(&rt_of(o)->heap, o);
     h->rc = TALLY_RC_IMMORTAL;
     h->info |= TALLY_OF_IMMORTAL;
 }
@@ -345,8 +345,9 @@ int tally_is_object(tally_rt *rt, const void *p)
     if (p == NULL || ((uintptr_t)p & 7) != 0)
         return 0;
     uintptr_t a = (uintptr_t)p;
-    /* Either layout: the block starts 8 or 24 bytes before p. */
-    for (size_t pre = sizeof(tally_head); pre <= sizeof(tally_head) + sizeof(tallyO_link); pre += 16) {
+    /* Either layout: the block starts 8 or 16 bytes before p. */
+    for (size_t pre = sizeof(tally_head); pre <= sizeof(tally_head) + sizeof(tallyO_link);
+         pre += sizeof(tallyO_link)) {
         if (a < pre + TALLY_DEBUG_HEAD || !tallyH_user_block_live(&rt->heap, (const uint8_t *)p - pre))
             continue;
         const tally_head *hd = tallyO_head(p);
@@ -371,6 +372,7 @@ int tallyO_init(tally_rt *rt)
     tallyO_state *s = &rt->obj;
     memset(s, 0, sizeof *s);
     s->weakrefs_die = no_weakrefs;
+    s->pending = TALLY_HANDLE_NONE;
     return 0;
 }
 

@@ -2,16 +2,17 @@
  * words of containers, the per-runtime type table and the object layer's state.
  *
  *   plain object:   block = | head (8) | payload ...
- *   container:      block = | link (16) | head (8) | payload ...
- *                                                  ^ the pointer users see
+ *   container:      block = | link (8) | head (8) | payload ...
+ *                                                 ^ the pointer users see
  *
  *   head.rc    32-bit reference count; >= 2^31 immortal (PEP 683), 0 once dead
  *   head.info  bits 0..19  index of the type in the runtime's type table
  *              bits 20..21 generation (tracked objects), 22..23 collector state,
  *              24..31 flags (TALLY_OF_*)
- *   link       next, prev: the collector's doubly linked generation lists.  While
- *              the collector runs, prev of an object in the set being collected
- *              holds its scratch count (gc_refs) instead of a pointer (gc/).
+ *   link       next, prev: the collector's doubly linked generation lists, as
+ *              32-bit heap handles (heap/handle.c), so a container costs 16 bytes
+ *              in all.  While the collector runs, prev of an object in the set
+ *              being collected holds its scratch count (gc_refs) instead (gc/).
  *
  * Death (dealloc in object.c): finalize once (may resurrect), untrack, the
  * collector's hook for weak references, release the held references, destroy,
@@ -27,6 +28,7 @@
 #include <stdbool.h>
 
 #include "base/base.h"
+#include "heap/heap.h"
 #include "tally/object.h"
 
 /* head.info: type index, generation, collector state, flags. */
@@ -53,12 +55,11 @@
 #define TALLY_DEALLOC_DEPTH 64
 #endif
 
-typedef struct tallyO_link tallyO_link;
-struct tallyO_link {
-    tallyO_link *next;
-    uintptr_t prev;          /* a tallyO_link *, or gc_refs during a collection */
-};
-_Static_assert(sizeof(tallyO_link) == 16, "containers carry 16 bytes of links");
+typedef struct tallyO_link {
+    uint32_t next;           /* handle of the next link */
+    uint32_t prev;           /* handle of the previous link, or gc_refs */
+} tallyO_link;
+_Static_assert(sizeof(tallyO_link) == 8, "containers carry 8 bytes of links");
 
 /* Set by the collector layer: o, whose count reached 0 for good, has weak
  * references: clear them and run their callbacks. */
@@ -90,7 +91,7 @@ typedef struct tallyO_typeinfo {
     tallyO_freestack *stack; /* free stack of its objects; NULL: none (items, big) */
     uint32_t info;           /* header info of a new object: index | LINKED | TRACKED */
     uint32_t total;          /* block bytes for tally_new; 0 if above 4 GiB */
-    uint16_t prefix;         /* bytes before the object pointer: 8 or 24 */
+    uint16_t prefix;         /* bytes before the object pointer: 8 or 16 */
     uint16_t traits;         /* TALLY_TI_* */
 } tallyO_typeinfo;
 
@@ -112,7 +113,7 @@ typedef struct tallyO_state {
     long young;                 /* containers created minus containers dead since
                                    the collector last reset it (its count 0) */
     unsigned depth;             /* nested deaths on the C stack */
-    tallyO_link *pending;       /* queued deaths (see above) */
+    uint32_t pending;           /* handle of the first queued death, or NONE */
     unsigned long long live;    /* objects alive */
     tallyO_freestack free[TALLY_OBJ_CACHE_MAX / 16];
 } tallyO_state;
@@ -137,22 +138,25 @@ TALLY_INLINE uint32_t tallyO_info(const void *o)
     return tallyO_head(o)->info;
 }
 
-/* Takes l off its circular list (the collector's generation lists). */
-TALLY_INLINE void tallyO_unlink(tallyO_link *l)
+TALLY_INLINE tallyO_link *tallyO_at(const tallyH_heap *heap, uint32_t handle)
 {
-    tallyO_link *p = (tallyO_link *)l->prev;
-    p->next = l->next;
-    l->next->prev = (uintptr_t)p;
-    l->next = NULL;
-    l->prev = 0;
+    return (tallyO_link *)tallyH_at(heap, handle);
+}
+
+/* Takes l off its circular list (the collector's generation lists). */
+TALLY_INLINE void tallyO_unlink(const tallyH_heap *heap, tallyO_link *l)
+{
+    tallyO_at(heap, l->prev)->next = l->next;
+    tallyO_at(heap, l->next)->prev = l->prev;
+    l->next = l->prev = TALLY_HANDLE_NONE;
 }
 
 /* Untracks o if tracked (its state in a collection in progress goes too). */
-TALLY_INLINE void tallyO_untrack(void *o)
+TALLY_INLINE void tallyO_untrack(const tallyH_heap *heap, void *o)
 {
     tally_head *h = tallyO_head(o);
     if (h->info & TALLY_OF_TRACKED) {
-        tallyO_unlink(tallyO_link_of(o));
+        tallyO_unlink(heap, tallyO_link_of(o));
         h->info &= ~(TALLY_OF_TRACKED | TALLY_OF_STATE_MASK);
     }
 }

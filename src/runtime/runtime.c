@@ -46,11 +46,14 @@ static int debug_from_env(int level)
     return wanted > level ? wanted : level;
 }
 
-/* The layers above the heap start empty (they allocate nothing yet). */
+/* The layers above the heap start empty (they allocate nothing yet; the
+ * collector takes a handle slot, which the heap always has at this point). */
 static void layers_init(tally_rt *rt)
 {
     tallyO_init(rt);
-    tallyG_init(rt);
+    int rc = tallyG_init(rt);
+    (void)rc;
+    TALLY_ASSERT(rc == 0);
 }
 
 static tally_rt *open_hosted(const tally_config *cfg)
@@ -91,11 +94,11 @@ static tally_rt *open_fixed(const tally_config *cfg)
     tallyH_heap *h = &rt->heap;
     h->fixed = 1;
     tallyH_init(h, cfg);
-    layers_init(rt);
     uint8_t *after = (uint8_t *)(start + sizeof *rt);
     uint8_t *prefix_end;
     if (tallyH_region_fixed_init(h, after, end - (uintptr_t)after, &prefix_end) == NULL)
         return open_failed(cfg, EINVAL, "tally_open: the fixed buffer holds no whole pool");
+    layers_init(rt); /* after the region: it may move the handle slot table */
     h->fault_backend.countdown = cfg->fail_backend_request;
     rt->memory = cfg->memory;
     rt->memory_size = cfg->memory_size;
