@@ -52,6 +52,16 @@ static void track(tally_rt *rt, void *o)
     *info = (*info & ~TALLY_OF_GEN_MASK) | TALLY_OF_TRACKED; /* generation 0 */
 }
 
+/* The object layer's hook before a finalizer runs on a death by count: o joins
+ * generation 0 (from an older one, the frozen list, or untracked), as CPython's
+ * subtype_dealloc re-tracks the object it finalizes. */
+static void to_young(tally_rt *rt, void *o)
+{
+    tallyO_untrack(&rt->heap, o);
+    if (!(tallyO_info(o) & TALLY_OF_IMMORTAL))
+        track(rt, o);
+}
+
 /* Sets the generation number of every object of a list. */
 static void set_generation(tally_rt *rt, tallyG_list list, uint32_t gen)
 {
@@ -423,6 +433,7 @@ int tallyG_init(tally_rt *rt)
         g->gens[i].threshold = thresholds[i];
     g->enabled = true;
     rt->obj.weakrefs_die = tallyG_weakrefs_die;
+    rt->obj.to_young = to_young;
     rt->heap.exhausted = exhausted;
     rt->heap.exhausted_arg = rt;
     return 0;

@@ -232,9 +232,12 @@ static void finish_linked(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 }
 
 /* Runs o's finalizer, which has not run yet; false if o was resurrected. */
-static TALLY_NOINLINE bool finalize(void *o, const tally_type *t)
+static TALLY_NOINLINE bool finalize(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 {
     tally_head *h = tallyO_head(o);
+    const tally_type *t = ti->type;
+    if (ti->traits & TALLY_TI_CONTAINER)
+        rt->obj.to_young(rt, o);
     h->info |= TALLY_OF_FINALIZED | TALLY_OF_FINALIZING;
     h->rc = 1; /* the runtime's reference for the finalizer's duration */
     t->finalize(o);
@@ -248,7 +251,7 @@ static void dealloc(tally_rt *rt, void *o)
     uint32_t info = h->info;
     const tallyO_typeinfo *ti = &rt->obj.types[info & TALLY_OF_TYPE_MASK]; /* stable */
     if (TALLY_UNLIKELY(ti->traits & TALLY_TI_FINALIZE) && !(info & TALLY_OF_FINALIZED)) {
-        if (!finalize(o, ti->type))
+        if (!finalize(rt, o, ti))
             return;
         info = h->info;
     }
@@ -361,7 +364,7 @@ int tally_is_object(tally_rt *rt, const void *p)
 
 /* ---- the runtime's object state ------------------------------------------------ */
 
-static void no_weakrefs(tally_rt *rt, void *o)
+static void no_hook(tally_rt *rt, void *o)
 {
     (void)rt;
     (void)o;
@@ -371,7 +374,8 @@ int tallyO_init(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
     memset(s, 0, sizeof *s);
-    s->weakrefs_die = no_weakrefs;
+    s->weakrefs_die = no_hook;
+    s->to_young = no_hook;
     s->pending = TALLY_HANDLE_NONE;
     return 0;
 }

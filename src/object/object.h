@@ -64,6 +64,10 @@ _Static_assert(sizeof(tallyO_link) == 8, "containers carry 8 bytes of links");
 /* Set by the collector layer: o, whose count reached 0 for good, has weak
  * references: clear them and run their callbacks. */
 typedef void (*tallyO_weakrefs_fn)(tally_rt *rt, void *o);
+/* Set by the collector layer: container o is about to be finalized on its way to
+ * death by count: it joins the youngest generation (tracked, as in CPython, which
+ * is where it stays if the finalizer resurrects it). */
+typedef void (*tallyO_to_young_fn)(tally_rt *rt, void *o);
 
 /* Dead objects' blocks kept for reuse, per 16-byte size class up to
  * TALLY_OBJ_CACHE_MAX bytes (CPython's free lists, without writing into the
@@ -109,6 +113,7 @@ typedef struct tallyO_state {
     uint32_t types_cap;
     tallyO_typeinfo cache[TALLY_TYPECACHE]; /* copies, direct-mapped by descriptor address */
     tallyO_weakrefs_fn weakrefs_die;
+    tallyO_to_young_fn to_young;
     uint32_t finalizer_types;   /* registered types with a finalizer */
     long young;                 /* containers created minus containers dead since
                                    the collector last reset it (its count 0) */
