@@ -132,8 +132,13 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
                          t->name ? t->name : "(unnamed)", nitems, t->item_size);
         return NULL;
     }
-    uint8_t *b = tally_malloc(rt, total);
-    if (TALLY_UNLIKELY(b == NULL))
+    uint8_t *b = NULL;
+    if (total <= TALLY_OBJ_CACHE_MAX && !rt->heap.slow) { /* a var-size object's stack */
+        tallyO_freestack *fs = &rt->obj.free[(total - 1) / 16];
+        if (fs->n != 0)
+            b = fs->block[--fs->n];
+    }
+    if (b == NULL && (b = tally_malloc(rt, total)) == NULL)
         return NULL;
     memset(b, 0, total);
     void *o = b + ti.prefix;
@@ -142,12 +147,24 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
     return o;
 }
 
+/* The free stack for block b of an object with items: by the size of its block
+ * (small pools only), or NULL. */
+static tallyO_freestack *var_stack(tally_rt *rt, const uint8_t *b)
+{
+    const tallyH_pool *p = tallyH_pool_of(b);
+    if (p->tag != tallyH_tag(&rt->heap, p, TALLY_POOL_SMALL) || p->bsize > TALLY_OBJ_CACHE_MAX)
+        return NULL;
+    return &rt->obj.free[(p->bsize - 1) / 16];
+}
+
 /* Gives o's block back: to its free stack if it has room, else to the heap. */
 static void free_object(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
 {
     uint8_t *b = (uint8_t *)o - ti->prefix;
     rt->obj.live--;
     tallyO_freestack *fs = ti->stack;
+    if (fs == NULL && ti->type->item_size != 0 && !rt->heap.slow)
+        fs = var_stack(rt, b);
     if (fs != NULL && fs->n < TALLY_OBJ_CACHE_DEPTH && !rt->heap.slow) {
         fs->block[fs->n++] = b;
         return;

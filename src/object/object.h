@@ -92,7 +92,8 @@ typedef void (*tallyO_traverse_fn)(void *self, tally_visit_fn visit, void *arg);
 typedef struct tallyO_typeinfo {
     const tally_type *type;
     tallyO_traverse_fn traverse; /* type->traverse, one load nearer */
-    tallyO_freestack *stack; /* free stack of its objects; NULL: none (items, big) */
+    tallyO_freestack *stack; /* free stack of its objects; NULL: none (items: by the
+                                block's size, see object.c; big: none) */
     uint32_t info;           /* header info of a new object: index | LINKED | TRACKED */
     uint32_t total;          /* block bytes for tally_new; 0 if above 4 GiB */
     uint16_t prefix;         /* bytes before the object pointer: 8 or 16 */
@@ -148,12 +149,12 @@ TALLY_INLINE tallyO_link *tallyO_at(const tallyH_heap *heap, uint32_t handle)
     return (tallyO_link *)tallyH_at(heap, handle);
 }
 
-/* Takes l off its circular list (the collector's generation lists). */
+/* Takes l off its circular list (the collector's generation lists); l's own
+ * words are left as they were: the caller relinks or reuses them. */
 TALLY_INLINE void tallyO_unlink(const tallyH_heap *heap, tallyO_link *l)
 {
     tallyO_at(heap, l->prev)->next = l->next;
     tallyO_at(heap, l->next)->prev = l->prev;
-    l->next = l->prev = TALLY_HANDLE_NONE;
 }
 
 /* Untracks o if tracked (its state in a collection in progress goes too). */
