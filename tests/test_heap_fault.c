@@ -400,6 +400,48 @@ static void test_inject_backend_once(void **state)
     tally_close(rt);
 }
 
+/* Huge blocks each take a handle slot (heap/handle.c); past the slots kept in
+ * the heap struct, the slot table is mapped from the backend.  Failing each
+ * backend request in turn, while 40 huge blocks are made, must fail only the
+ * allocation at hand, keep every block made so far intact, and let the next
+ * attempt succeed. */
+static void test_handle_table_growth_fails_cleanly(void **state)
+{
+    (void)state;
+    enum { NBLOCKS = 40 };
+    unsigned long failures = 0;
+    for (unsigned long n = 1; n <= NBLOCKS + 8; n++) { /* every request of the run */
+        tally_rt *rt = open_hosted(NULL, 0);
+        unsigned char *blocks[NBLOCKS];
+        int failed = 0;
+        tally_fault_inject(rt, TALLY_FAULT_BACKEND, n, 0);
+        for (int i = 0; i < NBLOCKS; i++) {
+            tally_clear_error(rt);
+            blocks[i] = tally_malloc(rt, 2 * MiB);
+            if (blocks[i] == NULL) {
+                assert_int_equal(tally_last_error(rt), TALLY_EFAULT);
+                failed++;
+                blocks[i] = tally_malloc(rt, 2 * MiB); /* one-shot: this one works */
+                assert_non_null(blocks[i]);
+            }
+            blocks[i][0] = (unsigned char)i;
+            blocks[i][2 * MiB - 1] = (unsigned char)i;
+        }
+        assert_true(failed <= 1);
+        failures += (unsigned long)failed;
+        for (int i = 0; i < NBLOCKS; i++) {
+            assert_int_equal(blocks[i][0], (unsigned char)i);
+            assert_int_equal(blocks[i][2 * MiB - 1], (unsigned char)i);
+            tally_free(rt, blocks[i]);
+        }
+        assert_int_equal(tally_heap_check(rt), 0);
+        assert_int_equal(get_stats(rt).bytes_in_use, 0);
+        tally_close(rt);
+    }
+    /* 40 mappings and one table growth: every one of them was failed once. */
+    assert_int_equal(failures, NBLOCKS + 1);
+}
+
 /* Backend requests the workload makes on a fresh hosted runtime. */
 static unsigned long workload_backend_requests(void)
 {
@@ -604,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_alloc_requests_counted),
         cmocka_unit_test(test_inject_alloc_code_is_efault),
         cmocka_unit_test(test_inject_backend_once),
+        cmocka_unit_test(test_handle_table_growth_fails_cleanly),
         cmocka_unit_test(test_fail_backend_request_os),
         cmocka_unit_test(test_fail_backend_request_counting_backend),
         cmocka_unit_test(test_fail_backend_request_fixed),
