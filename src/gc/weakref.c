@@ -82,16 +82,23 @@ static void slot_remove(tallyG_state *g, tallyG_wrslot *s)
     g->wr_used--;
 }
 
-/* Room for one more entry (at most half full), or false with the error set. */
+/* Room for one more entry (at most half full), or false with the error set.  The
+ * allocation may run a collection whose finalizers make weak references (and
+ * grow the table) meanwhile: the table is read again once it returns. */
 static bool table_reserve(tally_rt *rt)
 {
     tallyG_state *g = &rt->gc;
     if ((g->wr_used + 1) * 2 <= g->wr_cap)
         return true;
     size_t cap = g->wr_cap ? g->wr_cap * 2 : 64;
-    tallyG_wrslot *old = g->wr_slots, *slots = tally_calloc(rt, cap, sizeof *slots);
+    tallyG_wrslot *slots = tally_calloc(rt, cap, sizeof *slots);
     if (slots == NULL)
         return false;
+    if ((g->wr_used + 1) * 2 <= g->wr_cap || g->wr_cap >= cap) { /* grown meanwhile */
+        tally_free(rt, slots);
+        return table_reserve(rt);
+    }
+    tallyG_wrslot *old = g->wr_slots;
     size_t oldcap = g->wr_cap;
     g->wr_slots = slots;
     g->wr_cap = cap;

@@ -44,7 +44,9 @@ static bool type_valid(tally_rt *rt, const tally_type *t)
 }
 
 /* The table grows into a new block; the old one stays (until the runtime closes)
- * because entries must never move (object.h). */
+ * because entries must never move (object.h).  The allocation may run a
+ * collection whose finalizers register types (and grow the table) meanwhile:
+ * the state is read again once it returns. */
 static bool types_grow(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
@@ -52,6 +54,10 @@ static bool types_grow(tally_rt *rt)
     tallyO_typeinfo *t = tally_malloc(rt, cap * sizeof *t);
     if (t == NULL)
         return false;
+    if (s->ntypes < s->types_cap || s->types_cap >= cap) { /* grown meanwhile */
+        tally_free(rt, t);
+        return s->ntypes < s->types_cap || types_grow(rt);
+    }
     if (s->ntypes)
         memcpy(t, s->types, s->ntypes * sizeof *t);
     s->types = t;
@@ -88,12 +94,18 @@ static tallyO_typeinfo describe(tally_rt *rt, const tally_type *t, uint32_t inde
     return ti;
 }
 
-const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *t)
+static uint32_t type_find(const tallyO_state *s, const tally_type *t)
 {
-    tallyO_state *s = &rt->obj;
     uint32_t i = 0;
     while (i < s->ntypes && s->types[i].type != t)
         i++;
+    return i;
+}
+
+const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *t)
+{
+    tallyO_state *s = &rt->obj;
+    uint32_t i = type_find(s, t);
     if (i == s->ntypes) {
         if (!type_valid(rt, t))
             return NULL;
@@ -103,6 +115,9 @@ const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *t)
         }
         if (s->ntypes == s->types_cap && !types_grow(rt))
             return NULL;
+        i = type_find(s, t); /* user code may have run, registering types, even t */
+    }
+    if (i == s->ntypes) {
         s->types[s->ntypes++] = describe(rt, t, i);
         if (t->finalize)
             s->finalizer_types++;
