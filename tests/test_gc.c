@@ -137,6 +137,35 @@ static void test_self_cycle(void **state)
     tally_close(rt);
 }
 
+/* The scan puts objects without outside references aside, then brings them back
+ * when an object after them in the list reaches them; what those reach must be
+ * kept too, however long the chain that leads back.  The list is made in creation
+ * order: the chain's objects first, their only holder (a root) last. */
+static void test_reached_from_later_in_the_list(void **state)
+{
+    (void)state;
+    size_t base;
+    tally_rt *rt = open_gc(NULL, 0, &base);
+    enum { CHAIN = 200 };
+    node *first = mk(rt, &NODE_NOFIN, 0), *prev = first;
+    for (int i = 1; i < CHAIN; i++) { /* first -> 1 -> ... -> CHAIN-1, each held once */
+        node *n = mk(rt, &NODE_NOFIN, i);
+        prev->next = n;
+        prev = n;
+    }
+    node *root = mk(rt, &NODE_NOFIN, CHAIN);
+    root->next = first;
+    assert_int_equal(tally_gc_collect(rt, 0), 0);
+    assert_int_equal(g_to.des_total, 0);
+    assert_int_equal(tally_gc_collect(rt, 2), 0);
+    assert_int_equal(g_to.des_total, 0);
+    tally_decref(root);
+    assert_int_equal(g_to.des_total, CHAIN + 1);
+    assert_int_equal(g_to.anomalies, 0);
+    assert_settled(rt, base);
+    tally_close(rt);
+}
+
 static void test_two_cycles(void **state)
 {
     (void)state;
@@ -2346,6 +2375,7 @@ int main(void)
     unsetenv("TALLY_DEBUG");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_self_cycle),
+        cmocka_unit_test(test_reached_from_later_in_the_list),
         cmocka_unit_test(test_two_cycles),
         cmocka_unit_test(test_long_cycles),
         cmocka_unit_test(test_reachable_cycle_kept),

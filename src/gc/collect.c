@@ -86,14 +86,35 @@ TALLY_INLINE bool is_new_member(uint32_t i, enum set_kind kind)
     return false;
 }
 
+/* The scratch word in prev: the count of outside references (bits 0..29), and
+ * LEAF, set by pass 1 on an object that refers to no member, which pass 2 then
+ * need not traverse.  Counts start below 2^30 (saturated counts are clipped), so
+ * a traverse that reports more references than the object holds makes bit 31
+ * appear and the object count as a root that is traversed: never as a leaf. */
+#define SCRATCH_LEAF (1u << 30)
+#define SCRATCH_COUNT_MAX (SCRATCH_LEAF - 1)
+
+TALLY_INLINE bool has_outside_refs(uint32_t scratch)
+{
+    return (scratch & ~SCRATCH_LEAF) != 0;
+}
+
+TALLY_INLINE bool is_leaf(uint32_t scratch)
+{
+    return (scratch & (SCRATCH_LEAF | 0x80000000u)) == SCRATCH_LEAF;
+}
+
 /* l's scratch count starts as its reference count. */
 TALLY_INLINE void meet(tallyO_link *l, uint32_t *info)
 {
     set_state(info, TALLY_OF_COLLECTING);
-    l->prev = ((const tally_head *)(const void *)(l + 1))->rc;
+    uint32_t rc = ((const tally_head *)(const void *)(l + 1))->rc;
+    l->prev = rc < SCRATCH_COUNT_MAX ? rc : SCRATCH_COUNT_MAX;
 }
 
-TALLY_INLINE void subtract(void *r, enum set_kind kind)
+/* Visits referent r of the object being traversed; *found records that it
+ * referred to a member. */
+TALLY_INLINE void subtract(void *r, enum set_kind kind, bool *found)
 {
     if (r == NULL)
         return;
@@ -101,35 +122,33 @@ TALLY_INLINE void subtract(void *r, enum set_kind kind)
     uint32_t *info = &tallyO_head(r)->info;
     if (state_of(*info) == TALLY_OF_COLLECTING) {
         l->prev--;
+        *found = true;
     } else if (is_new_member(*info, kind)) {
         meet(l, info);
         l->prev--;
+        *found = true;
     }
 }
 
 /* One visitor per kind of set, so that membership is a constant mask test. */
 static void subtract_gen0(void *r, void *arg)
 {
-    (void)arg;
-    subtract(r, SET_GEN0);
+    subtract(r, SET_GEN0, arg);
 }
 
 static void subtract_gen01(void *r, void *arg)
 {
-    (void)arg;
-    subtract(r, SET_GEN01);
+    subtract(r, SET_GEN01, arg);
 }
 
 static void subtract_all(void *r, void *arg)
 {
-    (void)arg;
-    subtract(r, SET_ALL);
+    subtract(r, SET_ALL, arg);
 }
 
 static void subtract_recheck(void *r, void *arg)
 {
-    (void)arg;
-    subtract(r, SET_RECHECK);
+    subtract(r, SET_RECHECK, arg);
 }
 
 /* Pass 1 over set; returns its size. */
@@ -146,7 +165,10 @@ static size_t count_external(tally_rt *rt, tallyG_list set, enum set_kind kind)
         uint32_t *info = info_of(l);
         if (state_of(*info) != TALLY_OF_COLLECTING)
             meet(l, info);
-        traverse(rt, l, visit, NULL);
+        bool found = false;
+        traverse(rt, l, visit, &found);
+        if (!found)
+            l->prev |= SCRATCH_LEAF;
     }
     return n;
 }
@@ -181,6 +203,7 @@ static void visit_reach(void *r, void *arg)
         tallyO_unlink(p->heap, l);
         tallyO_at(p->heap, p->set.s->prev)->next = lh;
         l->next = p->set.h;
+        l->prev = 0; /* its scratch word was a list link: no LEAF, so it is traversed */
         p->set.s->prev = lh;
         set_state(info, TALLY_OF_REACHED);
     }
@@ -196,12 +219,14 @@ static size_t scan(tally_rt *rt, tallyG_list set, tallyG_list unreachable, uint3
     for (uint32_t h = set.s->next; h != set.h;) {
         tallyO_link *l = tallyO_at(p.heap, h);
         uint32_t *info = info_of(l);
-        if (l->prev != 0 || state_of(*info) == TALLY_OF_REACHED) {
+        uint32_t scratch = l->prev;
+        if (has_outside_refs(scratch) || state_of(*info) == TALLY_OF_REACHED) {
             *info = (*info & ~(TALLY_OF_STATE_MASK | TALLY_OF_GEN_MASK)) | gen_bits;
             l->prev = lasth;
             last = l;
             lasth = h;
-            traverse(rt, l, visit_reach, &p);
+            if (!is_leaf(scratch))
+                traverse(rt, l, visit_reach, &p);
             kept++;
             h = l->next; /* read after the traversal: it may have appended */
         } else {
