@@ -150,32 +150,30 @@ static TALLY_NOINLINE void *no_type(tally_rt *rt)
     return NULL;
 }
 
-void *tally_new(tally_rt *rt, const tally_type *type)
+/* Both creation calls: var says whether nitems is used (a constant, so that
+ * tally_new keeps the inline fast path). */
+TALLY_INLINE void *new_object(tally_rt *rt, const tally_type *type, size_t nitems, bool var)
 {
     if (TALLY_UNLIKELY(type == NULL))
         return no_type(rt);
     const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
     if (TALLY_UNLIKELY(ti == NULL))
         return NULL;
-    if (!(ti->traits & TALLY_TI_CONTAINER))
-        return tallyO_new(rt, ti);
-    if (TALLY_UNLIKELY(birth_count(rt)))
+    bool container = (ti->traits & TALLY_TI_CONTAINER) != 0;
+    if (container && TALLY_UNLIKELY(birth_count(rt)))
         ti = tallyO_type_entry(rt, type); /* registered: found without allocating */
-    return born(rt, tallyO_new(rt, ti));
+    void *o = var ? tallyO_new_slow(rt, ti, nitems) : tallyO_new(rt, ti);
+    return container ? born(rt, o) : o;
+}
+
+void *tally_new(tally_rt *rt, const tally_type *type)
+{
+    return new_object(rt, type, 0, false);
 }
 
 void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
 {
-    if (TALLY_UNLIKELY(type == NULL))
-        return no_type(rt);
-    const tallyO_typeinfo *ti = tallyO_type_entry(rt, type);
-    if (TALLY_UNLIKELY(ti == NULL))
-        return NULL;
-    if (!(ti->traits & TALLY_TI_CONTAINER))
-        return tallyO_new_slow(rt, ti, nitems);
-    if (TALLY_UNLIKELY(birth_count(rt)))
-        ti = tallyO_type_entry(rt, type);
-    return born(rt, tallyO_new_slow(rt, ti, nitems));
+    return new_object(rt, type, nitems, true);
 }
 
 /* The heap's exhaustion hook: a full collection, then a retry if it found any. */
