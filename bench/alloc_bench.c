@@ -52,6 +52,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 /* ---- allocator selection ---------------------------------------------------- */
 /* BENCH_CTX is the handle each test passes down: the runtime for tally, an unused
  * dummy for the others (so no allocator pays for a global load the others skip). */
@@ -84,63 +86,16 @@ typedef void *bench_ctx;
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* Hides where p came from: the compiler must keep the allocation (its result is
- * used by the asm), the stores made before (a later load through the laundered
- * pointer may read them) and the free (it gets a pointer it cannot trace). */
-static inline void *bench_launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p));
-    return p;
-}
-
-/* splitmix64: a fixed-seed, fast, good-quality generator. */
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static inline uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Maps a 32-bit random value to [0, n) by multiply-shift (no division). */
 static inline uint64_t rng_below(uint32_t r32, uint64_t n)
 {
     return ((uint64_t)r32 * n) >> 32;
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* Reads one "Key:   N kB" line of /proc/self/status; -1 if unavailable. */
-static long proc_status_kb(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t klen = strlen(key);
-    long v = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-            v = strtol(line + klen + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
 
 static long peak_rss_kb(void)
 {
-    long v = proc_status_kb("VmHWM");
+    long v = bench_status_kb("VmHWM");
     if (v < 0) {
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -174,7 +129,7 @@ static void test_a(bench_ctx ctx, double scale)
     uint64_t sum = 0;
     double t0, t1;
 
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (uint64_t i = 0; i < ops; i++) {
         unsigned char *p = BENCH_MALLOC(ctx, 32);
         if (!p)
@@ -185,7 +140,7 @@ static void test_a(bench_ctx ctx, double scale)
         sum += (uint64_t)p[0] + p[31];
         BENCH_FREE(ctx, p);
     }
-    t1 = now_ns();
+    t1 = bench_now_ns();
 
     printf("alloc=%s test=a scale=%g ops=%llu ns_per_op=%.3f total_ms=%.1f "
            "peak_rss_kb=%ld checksum=%llu malloc_from=%s\n",
@@ -217,7 +172,7 @@ static void test_b(bench_ctx ctx, double scale)
 {
     const uint64_t live = (uint64_t)(1e6 * scale);
     const uint64_t ops = (uint64_t)(2e7 * scale);
-    rng r = {0x7A11B0B5EEDull};
+    bench_rng r = {0x7A11B0B5EEDull};
     uint64_t sum = 0;
     double t0, t1, t2, t3;
     unsigned char **slot;
@@ -231,24 +186,24 @@ static void test_b(bench_ctx ctx, double scale)
     if (slot == MAP_FAILED)
         die("mmap of the pointer array failed");
 
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (uint64_t i = 0; i < live; i++)
-        slot[i] = b_new_block(ctx, rng_next(&r));
-    t1 = now_ns();
+        slot[i] = b_new_block(ctx, bench_rng_next(&r));
+    t1 = bench_now_ns();
     for (uint64_t i = 0; i < ops; i++) {
-        uint64_t x = rng_next(&r);
+        uint64_t x = bench_rng_next(&r);
         uint64_t k = rng_below((uint32_t)(x >> 32), live);
         sum += slot[k][0];
         BENCH_FREE(ctx, slot[k]);
         slot[k] = b_new_block(ctx, x);
     }
-    t2 = now_ns();
+    t2 = bench_now_ns();
     peak = peak_rss_kb();
     for (uint64_t i = 0; i < live; i++) {
         sum += slot[i][0];
         BENCH_FREE(ctx, slot[i]);
     }
-    t3 = now_ns();
+    t3 = bench_now_ns();
 
     printf("alloc=%s test=b scale=%g ops=%llu ns_per_op=%.3f total_ms=%.1f "
            "peak_rss_kb=%ld live=%llu fill_ns_per_block=%.3f free_ns_per_block=%.3f "
@@ -256,7 +211,7 @@ static void test_b(bench_ctx ctx, double scale)
            BENCH_NAME, scale, (unsigned long long)ops, (t2 - t1) / (double)ops,
            (t2 - t1) / 1e6, peak, (unsigned long long)live,
            (t1 - t0) / (double)live, (t3 - t2) / (double)live,
-           proc_status_kb("VmRSS"), (unsigned long long)sum, malloc_origin());
+           bench_status_kb("VmRSS"), (unsigned long long)sum, malloc_origin());
     munmap(slot, live * sizeof *slot);
 }
 
@@ -318,13 +273,13 @@ static void test_c(bench_ctx ctx, double scale)
         depth++;
     nodes = ((uint64_t)1 << (depth + 1)) - 1;
 
-    t0 = now_ns();
+    t0 = bench_now_ns();
     root = tree_build(ctx, depth, 1);
-    t1 = now_ns();
+    t1 = bench_now_ns();
     sum = tree_walk(root);
-    t2 = now_ns();
+    t2 = bench_now_ns();
     tree_free(ctx, root);
-    t3 = now_ns();
+    t3 = bench_now_ns();
 
     printf("alloc=%s test=c scale=%g ops=%llu ns_per_op=%.3f total_ms=%.1f "
            "peak_rss_kb=%ld depth=%d build_ns_per_node=%.3f walk_ns_per_node=%.3f "
@@ -332,7 +287,7 @@ static void test_c(bench_ctx ctx, double scale)
            BENCH_NAME, scale, (unsigned long long)nodes,
            ((t1 - t0) + (t3 - t2)) / (double)nodes, ((t1 - t0) + (t3 - t2)) / 1e6,
            peak_rss_kb(), depth, (t1 - t0) / (double)nodes, (t2 - t1) / (double)nodes,
-           (t3 - t2) / (double)nodes, proc_status_kb("VmRSS"),
+           (t3 - t2) / (double)nodes, bench_status_kb("VmRSS"),
            (unsigned long long)sum, malloc_origin());
 }
 

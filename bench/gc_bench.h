@@ -40,28 +40,11 @@
 /* Items of test 4's ring, fixed whatever the scale. */
 #define GC_BENCH_RING 10000u
 
-/* Hides where p came from, so the compiler keeps the allocation that made it and
- * the release that follows (both are opaque calls anyway; this costs nothing). */
-static inline void *gcb_launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p));
-    return p;
-}
+/* The shared helpers: bench_launder, bench_rng, bench_now_ns, bench_status_kb. */
+#include "bench_util.h"
 
-/* splitmix64 with a fixed seed: both sides draw the same sequence. */
-typedef struct gcb_rng {
-    uint64_t s;
-} gcb_rng;
-
+/* Both sides draw the same sequence from this seed. */
 #define GCB_SEED 0x7A11C011EC7ull
-
-static inline uint64_t gcb_next(gcb_rng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* A uniform index in [0, n) from the high 32 bits of one draw (multiply-shift). */
 static inline size_t gcb_below(uint64_t draw, size_t n)
@@ -77,10 +60,6 @@ typedef struct gcb_args {
     size_t iters;     /* 10^7 * scale: iterations of tests 4, 4a, 5 and 5n */
 } gcb_args;
 
-/* Monotonic clock in nanoseconds. */
-double gcb_now_ns(void);
-/* One "Key:   N kB" line of /proc/self/status (VmRSS, VmHWM); -1 if unavailable. */
-long gcb_status_kb(const char *key);
 /* Prints "gc_bench(side): what" on stderr and exits with status 2. */
 _Noreturn void gcb_die(const char *side, const char *what);
 /* An anonymous private mapping of n pointers, already resident (outside both

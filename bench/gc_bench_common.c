@@ -21,31 +21,6 @@
 /* Every test id, in the order run_gc.py shows them. */
 static const char *const tests[] = {"1", "2", "3", "4", "4a", "5", "5n", "6"};
 
-double gcb_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-long gcb_status_kb(const char *key)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t klen = strlen(key);
-    long v = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-            v = strtol(line + klen + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
-
 void gcb_die(const char *side, const char *what)
 {
     fprintf(stderr, "gc_bench(%s): %s\n", side, what);

@@ -134,15 +134,15 @@ static void test_reachable(const gcb_args *a)
         PyList_SET_ITEM(outer, (Py_ssize_t)i, new_list1(Py_None));
     PyGC_Enable();
 
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     c1 = full_collect(); /* moves everything to the oldest generation */
     gcb_profile(1);
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     c2 = full_collect(); /* the one measured */
-    t2 = gcb_now_ns();
+    t2 = bench_now_ns();
     gcb_profile(0);
     Py_DECREF(outer);
-    t3 = gcb_now_ns();
+    t3 = bench_now_ns();
 
     print_head(a, n);
     printf(" ns_per_op=%.3f total_ms=%.2f first_ns_per_obj=%.3f free_ns_per_obj=%.3f "
@@ -177,9 +177,9 @@ static void test_garbage(const gcb_args *a, int one_cycle)
     PyGC_Enable();
 
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     c = full_collect();
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
 
     print_head(a, n);
@@ -217,13 +217,13 @@ static struct {
 
 static PyObject *pause_callback(PyObject *self, PyObject *args)
 {
-    double t = gcb_now_ns();
+    double t = bench_now_ns();
     PyObject *phase, *info, *gen;
     (void)self;
     if (!PyArg_ParseTuple(args, "UO!", &phase, &PyDict_Type, &info))
         return NULL;
     if (PyUnicode_CompareWithASCIIString(phase, "start") == 0) {
-        pauses.t_start = gcb_now_ns(); /* after this call's own work */
+        pauses.t_start = bench_now_ns(); /* after this call's own work */
     } else {
         long g;
         double d = t - pauses.t_start;
@@ -246,10 +246,10 @@ static PyObject *pause_callback(PyObject *self, PyObject *args)
 static PyMethodDef pause_def = {"gc_bench_pause", pause_callback, METH_VARARGS, NULL};
 
 /* One pass of the churn loop: iters random replacements in ring. */
-static void churn(PyObject *ring, gcb_rng *r, size_t iters, int cyclic)
+static void churn(PyObject *ring, bench_rng *r, size_t iters, int cyclic)
 {
     for (size_t i = 0; i < iters; i++) {
-        Py_ssize_t k = (Py_ssize_t)gcb_below(gcb_next(r), GC_BENCH_RING);
+        Py_ssize_t k = (Py_ssize_t)gcb_below(bench_rng_next(r), GC_BENCH_RING);
         PyObject *old = PyList_GET_ITEM(ring, k);
         PyList_SET_ITEM(ring, k, cyclic ? new_self() : new_list1(Py_None));
         Py_DECREF(old);
@@ -261,7 +261,7 @@ static void test_churn(const gcb_args *a, int cyclic)
     size_t iters = a->iters;
     unsigned long long c0[3], c1[3], k0, k1, checksum;
     long th[3];
-    gcb_rng r = {GCB_SEED};
+    bench_rng r = {GCB_SEED};
     PyObject *ring, *callbacks, *cb, *t;
     double t0, t1, t2, t3;
 
@@ -277,9 +277,9 @@ static void test_churn(const gcb_args *a, int cyclic)
     /* The timed pass: nothing attached to the collector. */
     gc_stats(c0, &k0);
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     churn(ring, &r, iters, cyclic);
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
     gc_stats(c1, &k1);
     checksum = r.s;
@@ -290,9 +290,9 @@ static void test_churn(const gcb_args *a, int cyclic)
     pauses.max_gen = -1;
     if (PyList_Append(callbacks, cb) < 0)
         py_die("gc.callbacks.append");
-    t2 = gcb_now_ns();
+    t2 = bench_now_ns();
     churn(ring, &r, iters, cyclic);
-    t3 = gcb_now_ns();
+    t3 = bench_now_ns();
     if (PySequence_DelSlice(callbacks, 0, PyList_GET_SIZE(callbacks)) < 0)
         py_die("del gc.callbacks[:]");
     Py_DECREF(cb);
@@ -318,14 +318,14 @@ static void test_tuples(const gcb_args *a)
     double t0, t1;
 
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         PyObject *o = PyTuple_New(1);
         if (__builtin_expect(o == NULL, 0))
             py_die("PyTuple_New");
-        Py_DECREF((PyObject *)gcb_launder(o));
+        Py_DECREF((PyObject *)bench_launder(o));
     }
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
 
     print_head(a, iters);
@@ -339,14 +339,14 @@ static void test_floats(const gcb_args *a)
     double t0, t1;
 
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         PyObject *o = PyFloat_FromDouble((double)i);
         if (__builtin_expect(o == NULL, 0))
             py_die("PyFloat_FromDouble");
-        Py_DECREF((PyObject *)gcb_launder(o));
+        Py_DECREF((PyObject *)bench_launder(o));
     }
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
 
     print_head(a, iters);
@@ -381,13 +381,13 @@ static size_t traced(PyObject *tm)
 static void fill(PyObject *cls, PyObject **plain, PyObject **cont, size_t n, PyObject *tm,
                  double m[3])
 {
-    m[0] = tm ? (double)traced(tm) : (double)gcb_status_kb("VmRSS") * 1024.0;
+    m[0] = tm ? (double)traced(tm) : (double)bench_status_kb("VmRSS") * 1024.0;
     for (size_t i = 0; i < n; i++)
         plain[i] = check(PyComplex_FromDoubles((double)i, 1.0), "complex");
-    m[1] = tm ? (double)traced(tm) : (double)gcb_status_kb("VmRSS") * 1024.0;
+    m[1] = tm ? (double)traced(tm) : (double)bench_status_kb("VmRSS") * 1024.0;
     for (size_t i = 0; i < n; i++)
         cont[i] = check(PyObject_CallNoArgs(cls), "P()");
-    m[2] = tm ? (double)traced(tm) : (double)gcb_status_kb("VmRSS") * 1024.0;
+    m[2] = tm ? (double)traced(tm) : (double)bench_status_kb("VmRSS") * 1024.0;
 }
 
 static void release(PyObject **plain, PyObject **cont, size_t n)

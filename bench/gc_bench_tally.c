@@ -209,15 +209,15 @@ static void test_reachable(tally_rt *rt, const gcb_args *a)
         outer->item[i] = new_vec1(rt, leaf);
     tally_gc_enable(rt);
 
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     c1 = full_collect(rt); /* moves everything to the oldest generation */
     gcb_profile(1);
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     c2 = full_collect(rt); /* the one measured */
-    t2 = gcb_now_ns();
+    t2 = bench_now_ns();
     gcb_profile(0);
     tally_decref(outer);
-    t3 = gcb_now_ns();
+    t3 = bench_now_ns();
     tally_decref(leaf);
 
     print_head(a, n);
@@ -254,9 +254,9 @@ static void test_garbage(tally_rt *rt, const gcb_args *a, int one_cycle)
     tally_gc_enable(rt);
 
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     c = full_collect(rt);
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
 
     tally_heap_stats(rt, &hs);
@@ -274,7 +274,7 @@ static void test_churn(tally_rt *rt, const gcb_args *a, int cyclic)
     long th[TALLY_GC_GENERATIONS];
     unsigned long long coll[TALLY_GC_GENERATIONS], collected = 0, gc_ns = 0, max_ns = 0;
     int max_gen = -1;
-    gcb_rng r = {GCB_SEED};
+    bench_rng r = {GCB_SEED};
     void *leaf = new_obj(rt, &leaf16_type);
     vec *ring;
     double t0, t1;
@@ -286,14 +286,14 @@ static void test_churn(tally_rt *rt, const gcb_args *a, int cyclic)
 
     tally_gc_get_stats(rt, s0);
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
-        size_t k = gcb_below(gcb_next(&r), ring_n);
+        size_t k = gcb_below(bench_rng_next(&r), ring_n);
         void *old = ring->item[k];
         ring->item[k] = cyclic ? (void *)new_self(rt) : (void *)new_vec1(rt, leaf);
         tally_decref(old);
     }
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
     tally_gc_get_stats(rt, s1);
 
@@ -329,14 +329,14 @@ static void test_new_container(tally_rt *rt, const gcb_args *a)
     double t0, t1;
 
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         void *o = tally_new(rt, &one1_type);
         if (__builtin_expect(o == NULL, 0))
             gcb_die(SIDE, tally_last_error_message(rt));
-        tally_decref(gcb_launder(o));
+        tally_decref(bench_launder(o));
     }
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
 
     print_head(a, iters);
@@ -351,15 +351,15 @@ static void test_new_plain(tally_rt *rt, const gcb_args *a)
     double t0, t1;
 
     gcb_profile(1);
-    t0 = gcb_now_ns();
+    t0 = bench_now_ns();
     for (size_t i = 0; i < iters; i++) {
         plain8 *o = tally_new(rt, &plain8_type);
         if (__builtin_expect(o == NULL, 0))
             gcb_die(SIDE, tally_last_error_message(rt));
         o->v = (double)i;
-        tally_decref(gcb_launder(o));
+        tally_decref(bench_launder(o));
     }
-    t1 = gcb_now_ns();
+    t1 = bench_now_ns();
     gcb_profile(0);
 
     print_head(a, iters);
@@ -386,15 +386,15 @@ static void test_overhead(tally_rt *rt, const gcb_args *a)
 
     tally_gc_disable(rt);
     h0 = in_use(rt);
-    r0 = gcb_status_kb("VmRSS");
+    r0 = bench_status_kb("VmRSS");
     for (size_t i = 0; i < n; i++)
         plain[i] = new_obj(rt, &leaf16_type);
     h1 = in_use(rt);
-    r1 = gcb_status_kb("VmRSS");
+    r1 = bench_status_kb("VmRSS");
     for (size_t i = 0; i < n; i++)
         cont[i] = new_obj(rt, &pair16_type);
     h2 = in_use(rt);
-    r2 = gcb_status_kb("VmRSS");
+    r2 = bench_status_kb("VmRSS");
 
     for (size_t i = 0; i < n; i++) {
         tally_decref(plain[i]);
