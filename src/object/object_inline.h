@@ -38,14 +38,15 @@ TALLY_INLINE void tallyO_head_init(void *o, uint32_t info)
     memcpy(tallyO_head(o), &word, sizeof word);
 }
 
-/* An object from a free stack's block b: the payload, up to the end of the block
- * (a multiple of 16 bytes), is zeroed in whole words. */
+/* An object from a free stack's block b: zeroed in 16-byte steps from the
+ * header's 16-byte unit to the end of the block (a multiple of 16 bytes); the
+ * header is written next, and a container's links when it is tracked. */
 TALLY_INLINE void *tallyO_init_small(tally_rt *rt, uint8_t *b, const tallyO_typeinfo *ti)
 {
     uint32_t end = (ti->total + 15u) & ~15u;
-    for (uint32_t i = ti->prefix; i < end; i += 8) {
-        uint64_t z = 0;
-        memcpy(b + i, &z, 8);
+    for (uint32_t i = ti->prefix & ~15u; i < end; i += 16) {
+        static const uint8_t zero[16];
+        memcpy(b + i, zero, 16);
     }
     void *o = b + ti->prefix;
     tallyO_head_init(o, ti->info);
