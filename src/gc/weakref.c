@@ -170,26 +170,35 @@ static long call_due(tally_rt *rt, tallyG_weakref *due)
     return freed;
 }
 
-void tallyG_weakrefs_die(tally_rt *rt, void *o)
+static bool unreachable(const void *o)
 {
-    tallyG_weakref *due = NULL, **tail = &due;
+    return (tallyO_info(o) & TALLY_OF_STATE_MASK) == TALLY_OF_UNREACHED;
+}
+
+/* Detaches every weak reference of o and appends to the queue at *tail those
+ * whose callback is due: the ones with a callback that are neither dying (count
+ * 0, waiting for their own destruction) nor, in a collection, garbage. */
+static tallyG_weakref **queue_due(tally_rt *rt, void *o, tallyG_weakref **tail)
+{
     tallyG_weakref *wr = detach_all(rt, o);
     while (wr != NULL) {
         tallyG_weakref *next = wr->next;
         wr->next = wr->prev = NULL;
-        if (wr->cb != NULL && tallyO_head(wr)->rc != 0) {
+        if (wr->cb != NULL && tallyO_head(wr)->rc != 0 && !unreachable(wr)) {
             tally_incref(wr);
             *tail = wr;
             tail = &wr->cbnext;
         }
         wr = next;
     }
-    call_due(rt, due);
+    return tail;
 }
 
-static bool unreachable(const void *o)
+void tallyG_weakrefs_die(tally_rt *rt, void *o)
 {
-    return (tallyO_info(o) & TALLY_OF_STATE_MASK) == TALLY_OF_UNREACHED;
+    tallyG_weakref *due = NULL;
+    queue_due(rt, o, &due);
+    call_due(rt, due);
 }
 
 long tallyG_weakrefs_unreachable(tally_rt *rt, tallyG_list set)
@@ -201,19 +210,8 @@ long tallyG_weakrefs_unreachable(tally_rt *rt, tallyG_list set)
         void *o = tallyO_from_link(l);
         if (tallyG_is_weakref(rt, o)) /* garbage itself: cleared, no callback */
             wr_detach(rt, o);
-        if (!(tallyO_info(o) & TALLY_OF_WEAKREFS))
-            continue;
-        tallyG_weakref *wr = detach_all(rt, o);
-        while (wr != NULL) {
-            tallyG_weakref *next = wr->next;
-            wr->next = wr->prev = NULL;
-            if (wr->cb != NULL && !unreachable(wr) && tallyO_head(wr)->rc != 0) {
-                tally_incref(wr);
-                *tail = wr;
-                tail = &wr->cbnext;
-            }
-            wr = next;
-        }
+        if (tallyO_info(o) & TALLY_OF_WEAKREFS)
+            tail = queue_due(rt, o, tail);
     }
     return call_due(rt, due);
 }

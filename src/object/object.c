@@ -288,12 +288,8 @@ static void dealloc(tally_rt *rt, void *o)
         info = h->info;
     }
     h->rc = 0;
-    info |= TALLY_OF_DYING;
-    if (info & TALLY_OF_TRACKED) {
-        tallyO_unlink(&rt->heap, tallyO_link_of(o));
-        info &= ~(TALLY_OF_TRACKED | TALLY_OF_STATE_MASK);
-    }
-    h->info = info;
+    tallyO_untrack(&rt->heap, o);
+    info = h->info |= TALLY_OF_DYING;
     if ((ti->traits & TALLY_TI_CONTAINER) && rt->obj.young > 0)
         rt->obj.young--;
     if (TALLY_UNLIKELY(info & TALLY_OF_WEAKREFS))
