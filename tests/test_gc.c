@@ -1556,7 +1556,7 @@ static node *fill_with_ring(tally_rt *rt, const tally_type *t, size_t *n)
     return first;
 }
 
-static const tally_type BYTES = {"bytes", 16, 1, 0, NULL, NULL, NULL, NULL};
+static const tally_type BYTES = {"bytes", 16, 1, 0, NULL, NULL, NULL, NULL, NULL};
 
 static void test_exhaustion_collects_before_failing(void **state)
 {
@@ -2224,7 +2224,7 @@ static void test_callback_removing_another(void **state)
 /* ---- containers of every size --------------------------------------------------------- */
 
 static const tally_type BIGC = {"bigc", sizeof(node), 8, TALLY_TYPE_CONTAINER, node_traverse,
-                                node_clear, NULL, node_destroy};
+                                node_clear, NULL, node_destroy, NULL};
 
 static node *mk_big(tally_rt *rt, size_t bytes, int id)
 {
@@ -2302,7 +2302,7 @@ static void tnode_destroy(void *self)
 }
 
 static const tally_type TNODE = {"tnode", sizeof(node), 0, TALLY_TYPE_CONTAINER, node_traverse,
-                                 NULL, NULL, tnode_destroy};
+                                 NULL, NULL, tnode_destroy, NULL};
 
 typedef struct thread_job {
     int seed;

@@ -59,10 +59,10 @@ typedef struct scenario {
 
 static scenario *g_sc;
 
-static const tally_type VARN = {"varn", sizeof(node), 8, 0, NULL, NULL, NULL, node_destroy};
+static const tally_type VARN = {"varn", sizeof(node), 8, 0, NULL, NULL, NULL, node_destroy, NULL};
 /* A container with items: 2.5 MiB of them need a mapping of their own. */
 static const tally_type VARC = {"varc", sizeof(node), 8, TALLY_TYPE_CONTAINER, node_traverse,
-                                node_clear, node_finalize, node_destroy};
+                                node_clear, node_finalize, node_destroy, NULL};
 
 static void note_failure(scenario *sc)
 {

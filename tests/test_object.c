@@ -47,9 +47,9 @@ static tally_type g_cont_types[NSIZES];
 static void init_sized_types(void)
 {
     for (size_t i = 0; i < NSIZES; i++) {
-        tally_type p = {"sized_plain", OBJ_SIZES[i], 0, 0, NULL, NULL, NULL, NULL};
+        tally_type p = {"sized_plain", OBJ_SIZES[i], 0, 0, NULL, NULL, NULL, NULL, NULL};
         tally_type c = {"sized_container", OBJ_SIZES[i], 0, TALLY_TYPE_CONTAINER,
-                        noop_traverse, NULL, NULL, NULL};
+                        noop_traverse, NULL, NULL, NULL, NULL};
         g_plain_types[i] = p;
         g_cont_types[i] = c;
     }
@@ -131,9 +131,9 @@ static void test_new_zero_filled_count_one(void **state)
     }
 }
 
-static const tally_type VAR_PLAIN = {"var_plain", 16, 12, 0, NULL, NULL, NULL, NULL};
+static const tally_type VAR_PLAIN = {"var_plain", 16, 12, 0, NULL, NULL, NULL, NULL, NULL};
 static const tally_type VAR_CONT = {"var_cont", 24, 8, TALLY_TYPE_CONTAINER, noop_traverse,
-                                    NULL, NULL, NULL};
+                                    NULL, NULL, NULL, NULL};
 
 static void test_new_var(void **state)
 {
@@ -164,12 +164,12 @@ static void test_new_var(void **state)
     }
 }
 
-static const tally_type HUGE_ITEM = {"huge_item", 16, SIZE_MAX / 4 + 1, 0, NULL, NULL, NULL, NULL};
+static const tally_type HUGE_ITEM = {"huge_item", 16, SIZE_MAX / 4 + 1, 0, NULL, NULL, NULL, NULL, NULL};
 static const tally_type HUGE_ITEM_C = {"huge_item_c", 16, SIZE_MAX / 4 + 1, TALLY_TYPE_CONTAINER,
-                                       noop_traverse, NULL, NULL, NULL};
-static const tally_type BYTE_ITEM = {"byte_item", 16, 1, 0, NULL, NULL, NULL, NULL};
+                                       noop_traverse, NULL, NULL, NULL, NULL};
+static const tally_type BYTE_ITEM = {"byte_item", 16, 1, 0, NULL, NULL, NULL, NULL, NULL};
 static const tally_type BYTE_ITEM_C = {"byte_item_c", 16, 1, TALLY_TYPE_CONTAINER, noop_traverse,
-                                       NULL, NULL, NULL};
+                                       NULL, NULL, NULL, NULL};
 
 static void expect_new_var_fails(tally_rt *rt, const tally_type *t, size_t n, int overflow_only)
 {
@@ -224,7 +224,7 @@ static void test_new_var_overflow(void **state)
 }
 
 static const tally_type CONT_NO_TRAVERSE = {"no_traverse", 16, 0, TALLY_TYPE_CONTAINER, NULL, NULL,
-                                            NULL, NULL};
+                                            NULL, NULL, NULL};
 
 static void test_new_failure_sets_error(void **state)
 {
@@ -695,12 +695,12 @@ static void lnk_destroy(void *self)
 
 /* One with clear, one releasing through traverse. */
 static const tally_type LNK = {"lnk", sizeof(lnk), 0, TALLY_TYPE_CONTAINER, lnk_traverse,
-                               lnk_clear, NULL, lnk_destroy};
+                               lnk_clear, NULL, lnk_destroy, NULL};
 static const tally_type LNK_T = {"lnk_t", sizeof(lnk), 0, TALLY_TYPE_CONTAINER, lnk_traverse,
-                                 NULL, NULL, lnk_destroy};
+                                 NULL, NULL, lnk_destroy, NULL};
 /* Not a container (never tracked), yet holding a reference it releases. */
 static const tally_type LNK_P = {"lnk_p", sizeof(lnk), 0, 0, lnk_traverse, lnk_clear, NULL,
-                                 lnk_destroy};
+                                 lnk_destroy, NULL};
 
 typedef struct chain_job {
     tally_rt *rt;
@@ -1010,8 +1010,8 @@ static tally_rt *g_frt;
 static void *g_big;
 static void *g_inner;
 static tally_type g_many[64];
-static const tally_type INNER = {"inner", 16, 0, 0, NULL, NULL, NULL, NULL};
-static const tally_type OUTER = {"outer", 24, 0, 0, NULL, NULL, NULL, NULL};
+static const tally_type INNER = {"inner", 16, 0, 0, NULL, NULL, NULL, NULL, NULL};
+static const tally_type OUTER = {"outer", 24, 0, 0, NULL, NULL, NULL, NULL, NULL};
 
 /* A finalizer that frees a big block (making room) and creates an object of a
  * type the runtime has not seen yet. */
@@ -1031,7 +1031,7 @@ static void fin_free_and_new_type(node *self)
 static int type_table_reentered(int debug)
 {
     for (int i = 0; i < 64; i++) {
-        tally_type t = {"many", 16, 0, 0, NULL, NULL, NULL, NULL};
+        tally_type t = {"many", 16, 0, 0, NULL, NULL, NULL, NULL, NULL};
         g_many[i] = t;
     }
     /* For each number of known types: at one of them the table is full, and

@@ -158,17 +158,17 @@ static inline void node_destroy(void *self)
 
 static const tally_type NODE __attribute__((unused)) = {
     "node", sizeof(node), 0, TALLY_TYPE_CONTAINER, node_traverse, node_clear, node_finalize,
-    node_destroy};
+    node_destroy, NULL};
 static const tally_type NODE_NOFIN __attribute__((unused)) = {
     "node_nofin", sizeof(node), 0, TALLY_TYPE_CONTAINER, node_traverse, node_clear, NULL,
-    node_destroy};
+    node_destroy, NULL};
 static const tally_type NODE_NOCLEAR __attribute__((unused)) = {
     "node_noclear", sizeof(node), 0, TALLY_TYPE_CONTAINER, node_traverse, NULL, node_finalize,
-    node_destroy};
+    node_destroy, NULL};
 static const tally_type LEAF __attribute__((unused)) = {
-    "leaf", sizeof(node), 0, 0, NULL, NULL, node_finalize, node_destroy};
+    "leaf", sizeof(node), 0, 0, NULL, NULL, node_finalize, node_destroy, NULL};
 static const tally_type LEAF_NOFIN __attribute__((unused)) = {
-    "leaf_nofin", sizeof(node), 0, 0, NULL, NULL, NULL, node_destroy};
+    "leaf_nofin", sizeof(node), 0, 0, NULL, NULL, NULL, node_destroy, NULL};
 
 /* A new object of type t (any of the above) with a count of 1. */
 static inline node *mk(tally_rt *rt, const tally_type *t, int id)

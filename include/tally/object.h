@@ -46,7 +46,12 @@ typedef struct tally_type {
     void (*clear)(void *self);    /* drop held refs (tally_setref(&slot, NULL)) */
     void (*finalize)(void *self); /* runs once before death; may resurrect */
     void (*destroy)(void *self);  /* release non-object resources; no refs */
+
+    /* The built-in protocol (tally/types.h), every entry optional (NULL). */
+    const struct tally_type_ops *ops;
 } tally_type;
+
+struct tally_type_ops; /* tally/types.h */
 
 /* The type holds references to objects and takes part in cycle collection: its
  * objects start tracked by the collector and must have a traverse callback. */

@@ -128,6 +128,11 @@ TALLY_API tally_error tally_last_error(const tally_rt *rt);
 /* A sentence describing the last error ("" if none).  Valid until the next call. */
 TALLY_API const char *tally_last_error_message(const tally_rt *rt);
 TALLY_API void tally_clear_error(tally_rt *rt);
+/* Records an error of the caller's own (a callback that fails: a generator's
+ * step, a map function): tally_last_error() then reports it.  Not a misuse
+ * report: nothing goes to the report callback. */
+TALLY_API void tally_set_error(tally_rt *rt, tally_error code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Short fixed name of a code, e.g. "double free". */
 TALLY_API const char *tally_strerror(tally_error code);
 

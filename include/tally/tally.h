@@ -12,5 +12,6 @@
 #include "tally/heap.h"
 #include "tally/object.h"
 #include "tally/gc.h"
+#include "tally/types.h"
 
 #endif /* TALLY_TALLY_H */

@@ -9,6 +9,8 @@
  */
 #include "runtime/runtime.h"
 
+#include <stdarg.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ static int debug_from_env(int level)
 static void layers_init(tally_rt *rt)
 {
     tallyO_init(rt);
+    tallyT_init(rt);
     int rc = tallyG_init(rt);
     (void)rc;
     TALLY_ASSERT(rc == 0);
@@ -156,6 +159,16 @@ void tally_clear_error(tally_rt *rt)
         rt->heap.err.code = TALLY_OK;
         rt->heap.err.message[0] = '\0';
     }
+}
+
+void tally_set_error(tally_rt *rt, tally_error code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char message[TALLY_ERRMSG_MAX];
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    tallyB_error_set(&rt->heap.err, code, "%s", message);
 }
 
 const char *tally_strerror(tally_error code)

@@ -1,6 +1,6 @@
 /* runtime.h - the runtime handle: one struct holding every layer's state.
  *
- * Layers below (heap, object, gc, and later trace) keep their state in structs of
+ * Layers below (heap, object, gc, types, and later trace) keep their state in structs of
  * their own; the runtime puts them together.  The heap comes first, and this is an
  * invariant the heap relies on: a tallyH_heap pointer and its tally_rt pointer are
  * the same address, so the heap can name its runtime (tally_runtime_of) without
@@ -12,6 +12,7 @@
 #include "gc/gc.h"
 #include "heap/heap.h"
 #include "object/object.h"
+#include "types/types.h"
 
 struct tally_rt {
     tallyH_heap heap;  /* must stay first (see above) */
@@ -20,6 +21,7 @@ struct tally_rt {
     size_t memory_size;
     tallyO_state obj;  /* objects: type table, deaths in progress */
     tallyG_state gc;   /* the collector and weak references */
+    tallyT_state types; /* built-in types: small ints, interned strs, empty tuple */
 };
 
 _Static_assert(offsetof(struct tally_rt, heap) == 0, "the heap must be the runtime's first member");
