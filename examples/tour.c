@@ -6,7 +6,8 @@
  *    exhausted, read the error, see the pool map, free, allocate again.
  * 3. Debug mode catching a buffer overrun, a double free, a write after free and
  *    a foreign pointer, each reported with its address and size, without harm.
- * Then objects and the collector (tour_objects.c).
+ * Then objects and the collector (tour_objects.c), and lazy pipelines in constant
+ * memory (tour_types.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -151,5 +152,6 @@ int main(void)
     fixed_tour();
     debug_tour();
     tour_objects();
+    tour_types();
     return 0;
 }

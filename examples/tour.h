@@ -7,5 +7,6 @@
 void tour_section(const char *title);
 void tour_summary(tally_rt *rt, const char *when);
 void tour_objects(void);
+void tour_types(void);
 
 #endif
