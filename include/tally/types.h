@@ -1,4 +1,5 @@
-/* tally/types.h - built-in types: ints, strings, tuples, lists, and iteration.
+/* tally/types.h - built-in types: ints, strings, bytes, tuples, lists, dicts, sets,
+ * typed arrays, a weak-value map, and iteration.
  *
  * Every built-in value is an object (tally/object.h): release it with
  * tally_decref().  Functions that return an object return a new reference
@@ -86,6 +87,11 @@ TALLY_API int tally_iter_next(void *it, void **out);
 /* Bytes of o's own block, header and rounding to its size class included, plus
  * what it owns outside it (like sys.getsizeof). */
 TALLY_API size_t tally_sizeof(const void *o);
+/* tally_sizeof of o and of every object reachable from it that is not shared
+ * elsewhere: an object counts if all its references come from objects that
+ * count (immortal objects never do).  Like pympler's asizeof, but shared objects
+ * are left out.  0 with the error set if the walk's scratch memory runs out. */
+TALLY_API size_t tally_deep_sizeof(void *o);
 
 /* ---- int ------------------------------------------------------------------------- */
 
@@ -163,6 +169,110 @@ TALLY_API void tally_list_reverse(void *l);
  * compared. */
 typedef int (*tally_cmp_fn)(void *a, void *b, void *arg);
 TALLY_API int tally_list_sort(void *l, tally_cmp_fn cmp, void *arg);
+
+/* ---- dict ------------------------------------------------------------------------ */
+
+/* Insertion-ordered hash table (CPython 3.6's compact layout: a dense array of
+ * entries plus a small index table), keys hashed and compared by the protocol;
+ * keys must be hashable (an unhashable key is TALLY_EINVAL).  Lookups of str keys
+ * compare hashes and pointers first. */
+TALLY_API extern const tally_type tally_dict_type;
+TALLY_API void *tally_dict(tally_rt *rt);
+TALLY_API int tally_is_dict(const void *o);
+TALLY_API size_t tally_dict_size(const void *d);
+/* d[key] = value (both referenced); 0 or -1. */
+TALLY_API int tally_dict_set(void *d, void *key, void *value);
+/* d[key], borrowed; NULL if absent (no error) or on error (error set: check
+ * tally_last_error, or use tally_dict_lookup). */
+TALLY_API void *tally_dict_get(const void *d, void *key);
+/* 1 with *value borrowed, 0 absent, -1 error. */
+TALLY_API int tally_dict_lookup(const void *d, void *key, void **value);
+/* The same with a C string key (no str is made). */
+TALLY_API void *tally_dict_get_c(const void *d, const char *key);
+TALLY_API int tally_dict_set_c(void *d, const char *key, void *value);
+/* del d[key]: 1 deleted, 0 absent, -1 error. */
+TALLY_API int tally_dict_delete(void *d, void *key);
+/* pop: a new reference to the value removed, or NULL (absent: no error). */
+TALLY_API void *tally_dict_pop(void *d, void *key);
+TALLY_API void tally_dict_clear(void *d);
+/* The i-th live entry in insertion order (borrowed), for 0 <= i < size: a walk
+ * in O(1) per step; 0 or -1 (out of range). */
+TALLY_API int tally_dict_item(const void *d, size_t i, void **key, void **value);
+/* Iterators: keys (what tally_iter of a dict gives), values, items (tuples). */
+TALLY_API void *tally_dict_keys(void *d);
+TALLY_API void *tally_dict_values(void *d);
+TALLY_API void *tally_dict_items(void *d);
+
+/* ---- set ------------------------------------------------------------------------- */
+
+TALLY_API extern const tally_type tally_set_type;
+TALLY_API void *tally_set(tally_rt *rt);
+TALLY_API void *tally_set_from(tally_rt *rt, void *iterable);
+TALLY_API int tally_is_set(const void *o);
+TALLY_API size_t tally_set_size(const void *s);
+/* 1 added, 0 already there, -1 error. */
+TALLY_API int tally_set_add(void *s, void *key);
+/* 1 present, 0 absent, -1 error. */
+TALLY_API int tally_set_contains(const void *s, void *key);
+/* 1 removed, 0 absent, -1 error. */
+TALLY_API int tally_set_discard(void *s, void *key);
+TALLY_API void tally_set_clear(void *s);
+
+/* ---- weak-value map ---------------------------------------------------------------- */
+
+/* Python's WeakValueDictionary: values are held by weak references, and an entry
+ * disappears when its value dies (by count or by the collector).  Keys are held
+ * strongly. */
+TALLY_API extern const tally_type tally_weakvaluemap_type;
+TALLY_API void *tally_weakvaluemap(tally_rt *rt);
+TALLY_API int tally_weakvaluemap_set(void *m, void *key, void *value);
+/* A new reference to the live value, or NULL (absent or dead: no error). */
+TALLY_API void *tally_weakvaluemap_get(void *m, void *key);
+TALLY_API int tally_weakvaluemap_delete(void *m, void *key);
+/* Live entries (entries whose value died are gone already). */
+TALLY_API size_t tally_weakvaluemap_size(void *m);
+
+/* ---- bytes and bytearray --------------------------------------------------------- */
+
+TALLY_API extern const tally_type tally_bytes_type;
+TALLY_API extern const tally_type tally_bytearray_type;
+TALLY_API void *tally_bytes(tally_rt *rt, const void *data, size_t n);   /* immutable */
+TALLY_API int tally_is_bytes(const void *o);
+TALLY_API const uint8_t *tally_bytes_data(const void *b);
+TALLY_API size_t tally_bytes_size(const void *b);
+TALLY_API void *tally_bytearray(tally_rt *rt, const void *data, size_t n); /* mutable */
+TALLY_API int tally_is_bytearray(const void *o);
+/* The current contents: valid until the bytearray is next resized. */
+TALLY_API uint8_t *tally_bytearray_data(void *b);
+TALLY_API size_t tally_bytearray_size(const void *b);
+TALLY_API int tally_bytearray_append(void *b, const void *data, size_t n); /* amortised */
+TALLY_API int tally_bytearray_resize(void *b, size_t n);                   /* new bytes zero */
+
+/* ---- typed arrays ------------------------------------------------------------------ */
+
+/* Python's array module: unboxed numbers stored contiguously, never scanned by
+ * the collector. */
+typedef enum tally_array_kind {
+    TALLY_INT8, TALLY_UINT8, TALLY_INT16, TALLY_UINT16, TALLY_INT32, TALLY_UINT32,
+    TALLY_INT64, TALLY_UINT64, TALLY_FLOAT32, TALLY_FLOAT64
+} tally_array_kind;
+TALLY_API extern const tally_type tally_array_type;
+TALLY_API void *tally_array(tally_rt *rt, tally_array_kind kind, size_t capacity);
+TALLY_API int tally_is_array(const void *o);
+TALLY_API tally_array_kind tally_array_kind_of(const void *a);
+TALLY_API size_t tally_array_size(const void *a);
+TALLY_API size_t tally_array_itemsize(const void *a);
+/* Appends n items from data (of the array's kind); amortised growth. */
+TALLY_API int tally_array_extend(void *a, const void *data, size_t n);
+/* Appends one item given as a double or an int64 (converted; range-checked). */
+TALLY_API int tally_array_append_i64(void *a, int64_t v);
+TALLY_API int tally_array_append_f64(void *a, double v);
+TALLY_API int tally_array_get_i64(const void *a, ptrdiff_t i, int64_t *out);
+TALLY_API int tally_array_get_f64(const void *a, ptrdiff_t i, double *out);
+/* A new array of a[start:stop] (Python's clamping; no step). */
+TALLY_API void *tally_array_slice(const void *a, ptrdiff_t start, ptrdiff_t stop);
+/* A buffer view: the items, contiguous, valid until the array is next resized. */
+TALLY_API void *tally_array_data(void *a);
 
 /* ---- generators and lazy pipelines ----------------------------------------------- */
 

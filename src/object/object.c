@@ -50,7 +50,7 @@ static bool type_valid(tally_rt *rt, const tally_type *t)
 static bool types_grow(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
-    uint32_t cap = s->types_cap ? s->types_cap * 2 : 32;
+    uint32_t cap = s->types_cap * 2;
     tallyO_typeinfo *t = tally_malloc(rt, cap * sizeof *t);
     if (t == NULL)
         return false;
@@ -402,6 +402,8 @@ int tallyO_init(tally_rt *rt)
 {
     tallyO_state *s = &rt->obj;
     memset(s, 0, sizeof *s);
+    s->types = s->inline_types;
+    s->types_cap = TALLY_TYPES_INLINE;
     s->weakrefs_die = no_hook;
     s->to_young = no_hook;
     s->pending = TALLY_HANDLE_NONE;

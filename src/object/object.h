@@ -111,8 +111,13 @@ typedef struct tallyO_typeinfo {
 
 #define TALLY_TYPECACHE 64
 
+/* Type entries kept in the runtime itself: registering the built-in types at
+ * open allocates nothing. */
+#define TALLY_TYPES_INLINE 32
+
 typedef struct tallyO_state {
-    tallyO_typeinfo *types;     /* type table (heap block), by index; see above */
+    tallyO_typeinfo *types;     /* type table, by index: inline_types, then heap
+                                   blocks (see above) */
     uint32_t ntypes;
     uint32_t types_cap;
     tallyO_typeinfo cache[TALLY_TYPECACHE]; /* copies, direct-mapped by descriptor address */
@@ -125,6 +130,7 @@ typedef struct tallyO_state {
     uint32_t pending;           /* handle of the first queued death, or NONE */
     unsigned long long live;    /* objects alive */
     tallyO_freestack free[TALLY_OBJ_CACHE_MAX / 16];
+    tallyO_typeinfo inline_types[TALLY_TYPES_INLINE];
 } tallyO_state;
 
 TALLY_INLINE tally_head *tallyO_head(const void *o)

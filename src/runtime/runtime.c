@@ -48,13 +48,14 @@ static int debug_from_env(int level)
     return wanted > level ? wanted : level;
 }
 
-/* The layers above the heap start empty (they allocate nothing yet; the
- * collector takes a handle slot, which the heap always has at this point). */
+/* The layers above the heap.  Nothing here allocates: the collector takes a
+ * handle slot (the heap always has one at this point), the built-in types take
+ * the first entries of the type table, which live in the runtime. */
 static void layers_init(tally_rt *rt)
 {
     tallyO_init(rt);
-    tallyT_init(rt);
     int rc = tallyG_init(rt);
+    rc |= tallyT_init(rt);
     (void)rc;
     TALLY_ASSERT(rc == 0);
 }

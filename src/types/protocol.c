@@ -19,19 +19,34 @@ tallyB_errstate *tallyT_err(tally_rt *rt)
     return &rt->heap.err;
 }
 
-bool tallyT_is(const void *o, const tally_type *t)
-{
-    return o != NULL && tally_type_of(o) == t;
-}
+const tally_type *const tallyT_builtin[TALLY_BT_COUNT] = {
+    [TALLY_BT_INT] = &tally_int_type,
+    [TALLY_BT_STR] = &tally_str_type,
+    [TALLY_BT_TUPLE] = &tally_tuple_type,
+    [TALLY_BT_LIST] = &tally_list_type,
+    [TALLY_BT_DICT] = &tally_dict_type,
+    [TALLY_BT_SET] = &tally_set_type,
+    [TALLY_BT_BYTES] = &tally_bytes_type,
+    [TALLY_BT_BYTEARRAY] = &tally_bytearray_type,
+    [TALLY_BT_ARRAY] = &tally_array_type,
+    [TALLY_BT_WEAKVALUEMAP] = &tally_weakvaluemap_type,
+};
 
-void tallyT_init(tally_rt *rt)
+int tallyT_init(tally_rt *rt)
 {
     memset(&rt->types, 0, sizeof rt->types);
+    for (int i = 0; i < TALLY_BT_COUNT; i++) { /* first registered: index i */
+        const tallyO_typeinfo *ti = tallyO_type_lookup(rt, tallyT_builtin[i]);
+        if (ti == NULL)
+            return -1;
+        TALLY_ASSERT((ti->info & TALLY_OF_TYPE_MASK) == (uint32_t)i);
+    }
+    return 0;
 }
 
 static const tally_type_ops *ops_of(const void *o)
 {
-    return tally_type_of(o)->ops;
+    return tallyT_type(o)->ops;
 }
 
 /* ---- the text buffer ------------------------------------------------------------- */
@@ -139,7 +154,7 @@ int tally_strbuf_append_repr(tally_strbuf *b, void *o)
         unnest(o);
         return rc;
     }
-    const char *name = tally_type_of(o)->name;
+    const char *name = tallyT_type(o)->name;
     return tally_strbuf_appendf(b, "<%s object at %p>", name ? name : "object", o);
 }
 

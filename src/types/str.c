@@ -65,6 +65,11 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h ^ (h >> 29);
 }
 
+uint64_t tallyT_str_hash_bytes(const char *p, size_t n)
+{
+    return hash_bytes(p, n);
+}
+
 /* ---- UTF-8 validation ---------------------------------------------------------------- */
 
 /* Why the sequence starting with lead byte c is wrong when its second byte b is
@@ -451,6 +456,11 @@ void *tally_str_join_iter(tally_rt *rt, void *sep, void *iterable)
 static bool same_text(const str_obj *s, uint64_t hash, const char *data, size_t nbytes)
 {
     return s->hash == hash && s->nbytes == nbytes && memcmp(s->data, data, nbytes) == 0;
+}
+
+bool tallyT_str_is_bytes(const void *s, uint64_t hash, const char *p, size_t n)
+{
+    return tally_is_str(s) && same_text(s, hash, p, n);
 }
 
 /* The slot holding the interned str with this text, or the empty slot where it

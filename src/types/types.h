@@ -2,7 +2,8 @@
  *
  * The per-runtime part of the built-in types lives in tally_rt (runtime.h): the
  * cache of small ints, the intern table of strs and the empty tuple, all made on
- * first use (opening a runtime allocates nothing for them).
+ * first use (opening a runtime allocates nothing for them; it only registers the
+ * built-in types, in the type entries the runtime holds inline).
  */
 #ifndef TALLY_TYPES_INTERNAL_H
 #define TALLY_TYPES_INTERNAL_H
@@ -11,6 +12,7 @@
 
 #include "base/base.h"
 #include "base/error.h"
+#include "object/object.h"
 #include "tally/types.h"
 
 #ifndef TALLY_SMALL_INT_MIN
@@ -36,12 +38,38 @@ typedef struct tallyT_state {
 #define TALLY_NESTING_MAX 1000
 #endif
 
-TALLY_INTERNAL void tallyT_init(tally_rt *rt);
+/* The built-in types are registered when a runtime opens, in this order, so
+ * their type indexes are the same in every runtime: checking an object's type is
+ * one compare of its header with a constant, with no runtime lookup. */
+enum tallyT_builtin {
+    TALLY_BT_INT, TALLY_BT_STR, TALLY_BT_TUPLE, TALLY_BT_LIST, TALLY_BT_DICT, TALLY_BT_SET,
+    TALLY_BT_BYTES, TALLY_BT_BYTEARRAY, TALLY_BT_ARRAY, TALLY_BT_WEAKVALUEMAP, TALLY_BT_COUNT
+};
+TALLY_INTERNAL extern const tally_type *const tallyT_builtin[TALLY_BT_COUNT];
+
+/* Registers the built-in types (in the runtime's inline type entries: nothing is
+ * allocated); 0, or -1 with the error set if that was impossible. */
+TALLY_INTERNAL int tallyT_init(tally_rt *rt);
 
 /* The runtime's error record, for the types' failures. */
 TALLY_INTERNAL tallyB_errstate *tallyT_err(tally_rt *rt);
 
-/* Is o of exactly type t? */
-TALLY_INTERNAL bool tallyT_is(const void *o, const tally_type *t);
+/* str.c: the hash a str of these bytes has, and whether str s holds exactly these
+ * bytes (hash first): lookups by C string without making a str. */
+TALLY_INTERNAL uint64_t tallyT_str_hash_bytes(const char *p, size_t n);
+TALLY_INTERNAL bool tallyT_str_is_bytes(const void *s, uint64_t hash, const char *p, size_t n);
+
+/* The type of o: from the constant table for built-in types. */
+TALLY_INLINE const tally_type *tallyT_type(const void *o)
+{
+    uint32_t i = tallyO_info(o) & TALLY_OF_TYPE_MASK;
+    return i < TALLY_BT_COUNT ? tallyT_builtin[i] : tally_type_of(o);
+}
+
+/* Is o (which may be NULL) of exactly type t? */
+TALLY_INLINE bool tallyT_is(const void *o, const tally_type *t)
+{
+    return o != NULL && tallyT_type(o) == t;
+}
 
 #endif /* TALLY_TYPES_INTERNAL_H */

@@ -1,0 +1,1007 @@
+/* dict.c - the insertion-ordered hash table (shared with set.c through
+ * hashtable.h), the built-in dict on top of it, and the weak-value map.
+ *
+ * The table is CPython 3.6's compact layout.  Entries {hash, key, value} are
+ * appended to a dense array in insertion order; an index of 2^log2 slots holds,
+ * for each occupied position of the open-addressing probe sequence, the number of
+ * an entry (or EMPTY, or DUMMY where an entry was deleted):
+ *
+ *     index  (int8/16/32/64 by size):  [ E | 2 | E | 0 | D | 1 | E | E ]
+ *     entries (dense, in order):       [ {h,k0,v0} {h,k1,v1} {h,k2,v2} {0,NULL,NULL} ...]
+ *
+ * Probing starts at hash & mask and follows i = 5i + 1 + perturb, perturb >>= 5,
+ * so every bit of the hash takes part, then every slot is reached.  Deleting
+ * leaves a DUMMY in the index (the probe runs through it) and a NULL key in the
+ * entry; the entry array is never reused in place, so when it is full the table
+ * is rebuilt for three times the live entries, which also drops every dummy (and
+ * shrinks a table emptied by deletions).  The entry array holds exactly 2/3 of the
+ * index size, so the index is never more than 2/3 occupied and probes end.
+ * Both arrays come from the runtime's heap, separately from the owner object;
+ * an empty table has neither.
+ *
+ * Re-entrancy.  User code runs inside these calls: a key's hash or eq, a
+ * finalizer or weak-reference callback run by a release, and the collector (with
+ * finalizers) run by any allocation.  It may change this very table.  Hence:
+ *   - the table is consistent (every key and value a valid reference, the index
+ *     matching the entries) whenever user code can run;
+ *   - `version` changes with every insertion, deletion, rebuild and clear; a
+ *     lookup that called eq starts again if it changed (or the key it compared
+ *     was replaced), and a rebuild whose allocations ran user code that changed
+ *     the table throws its arrays away and measures again;
+ *   - keys and values are held by the caller's function while it calls user code,
+ *     and old references are released last, once the table is consistent.
+ * A failed call changes nothing: a rebuild either completes or leaves the old
+ * arrays in place, and nothing is stored before it.
+ */
+#include "types/hashtable.h"
+
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+#define IX_EMPTY (-1)
+#define IX_DUMMY (-2)
+#define IX_ERROR (-3) /* find(): failed, error set */
+#define IX_CHANGED (-4) /* keys_equal(): the table changed under the comparison */
+
+#define MIN_LOG2 3       /* 8 slots, 5 entries */
+#define MAX_LOG2 48      /* far beyond any heap; keeps every size computation exact */
+#define PERTURB_SHIFT 5
+
+static const tally_type table_iter_type;
+
+static tallyT_table *table_of(const void *owner)
+{
+    return (tallyT_table *)owner; /* the first member of every owner */
+}
+
+static tally_rt *rt_of(const void *o)
+{
+    return tally_runtime_of(o);
+}
+
+static const char *name_of(const void *o)
+{
+    const char *name = tally_type_of(o)->name;
+    return name ? name : "object";
+}
+
+/* ---- the index ----------------------------------------------------------------- */
+
+/* Bytes per index slot: the smallest signed integer that holds every entry
+ * number of a table of 2^log2 slots (at most 2/3 of them) and the two markers. */
+static size_t slot_width(unsigned log2)
+{
+    return log2 <= 7 ? 1 : log2 <= 15 ? 2 : log2 <= 31 ? 4 : 8;
+}
+
+static int64_t ix_get(const uint8_t *index, unsigned log2, size_t i)
+{
+    if (log2 <= 7)
+        return ((const int8_t *)index)[i];
+    if (log2 <= 15)
+        return ((const int16_t *)(const void *)index)[i];
+    if (log2 <= 31)
+        return ((const int32_t *)(const void *)index)[i];
+    return ((const int64_t *)(const void *)index)[i];
+}
+
+static void ix_set(uint8_t *index, unsigned log2, size_t i, int64_t ix)
+{
+    if (log2 <= 7)
+        ((int8_t *)index)[i] = (int8_t)ix;
+    else if (log2 <= 15)
+        ((int16_t *)(void *)index)[i] = (int16_t)ix;
+    else if (log2 <= 31)
+        ((int32_t *)(void *)index)[i] = (int32_t)ix;
+    else
+        ((int64_t *)(void *)index)[i] = ix;
+}
+
+static size_t usable_of(unsigned log2)
+{
+    return ((size_t)1 << log2) * 2 / 3;
+}
+
+typedef struct probe {
+    size_t mask, i;
+    uint64_t perturb;
+} probe;
+
+static probe probe_start(unsigned log2, uint64_t hash)
+{
+    size_t mask = ((size_t)1 << log2) - 1;
+    return (probe){mask, (size_t)hash & mask, hash};
+}
+
+static void probe_next(probe *p)
+{
+    p->perturb >>= PERTURB_SHIFT;
+    p->i = (p->i * 5 + (size_t)p->perturb + 1) & p->mask;
+}
+
+/* The first free slot (EMPTY or DUMMY) of hash's probe sequence: where a key
+ * known to be absent goes.  The index always has empty slots. */
+static size_t free_slot(const uint8_t *index, unsigned log2, uint64_t hash)
+{
+    probe p = probe_start(log2, hash);
+    while (ix_get(index, log2, p.i) >= 0)
+        probe_next(&p);
+    return p.i;
+}
+
+/* ---- lookup ---------------------------------------------------------------------- */
+
+/* Compares the key of entry e with key (equal hashes): 1, 0, -1 (error), or
+ * IX_CHANGED if the comparison (user code) changed the table. */
+static int keys_equal(tallyT_table *t, const tallyT_entry *e, void *key)
+{
+    void *k = e->key;
+    uint64_t version = t->version;
+    tally_incref(k); /* eq may delete the entry: k must outlive the call */
+    int r = tally_eq(k, key);
+    tally_decref(k);
+    if (t->version != version)
+        return IX_CHANGED;
+    return r;
+}
+
+/* Finds key: its entry number with *slot its index slot, IX_EMPTY if absent, or
+ * IX_ERROR.  Identical keys match at once (interned and reused strs); equal ones
+ * are compared only when their hashes are equal. */
+static int64_t find(tallyT_table *t, void *key, uint64_t hash, size_t *slot)
+{
+restart:
+    if (t->index == NULL)
+        return IX_EMPTY;
+    for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
+        int64_t ix = ix_get(t->index, t->log2, p.i);
+        if (ix == IX_EMPTY)
+            return IX_EMPTY;
+        if (ix == IX_DUMMY)
+            continue;
+        const tallyT_entry *e = &t->entries[ix];
+        if (e->key != key) {
+            if (e->hash != hash)
+                continue;
+            int r = keys_equal(t, e, key);
+            if (r == IX_CHANGED)
+                goto restart;
+            if (r < 0)
+                return IX_ERROR;
+            if (r == 0)
+                continue;
+        }
+        *slot = p.i;
+        return ix;
+    }
+}
+
+/* ---- rebuilding ------------------------------------------------------------------ */
+
+/* The index size for `used` live entries and room to grow: 3 * used slots
+ * (CPython's growth rate), at least 8.  0 if beyond MAX_LOG2. */
+static unsigned log2_for(size_t used)
+{
+    size_t want;
+    if (__builtin_mul_overflow(used, (size_t)3, &want))
+        return 0;
+    unsigned log2 = MIN_LOG2;
+    while (((size_t)1 << log2) < want)
+        if (++log2 > MAX_LOG2)
+            return 0;
+    return log2;
+}
+
+/* Copies the live entries of t into the new arrays, in order, and indexes them. */
+static size_t rebuild_into(const tallyT_table *t, uint8_t *index, tallyT_entry *entries,
+                           unsigned log2)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nentries; i++) {
+        const tallyT_entry *e = &t->entries[i];
+        if (e->key == NULL)
+            continue;
+        entries[n] = *e;
+        ix_set(index, log2, free_slot(index, log2, e->hash), (int64_t)n);
+        n++;
+    }
+    return n;
+}
+
+/* Rebuilds the table with room for more entries than it has live: 0, or -1 with
+ * the error set and the table unchanged.  The allocations may run user code that
+ * changes the table: then the new arrays are dropped and the size measured again. */
+static int table_grow(void *owner)
+{
+    tallyT_table *t = table_of(owner);
+    tally_rt *rt = rt_of(owner);
+    for (;;) {
+        uint64_t version = t->version;
+        unsigned log2 = log2_for(t->used); /* 3 * used slots: room for 2 * used entries */
+        if (log2 == 0) {
+            tallyB_error_set(tallyT_err(rt), TALLY_EOVERFLOW, "%s: too many entries",
+                             name_of(owner));
+            return -1;
+        }
+        size_t index_bytes = ((size_t)1 << log2) * slot_width(log2);
+        size_t usable = usable_of(log2);
+        uint8_t *index = tally_malloc(rt, index_bytes);
+        if (index == NULL)
+            return -1;
+        tallyT_entry *entries = tally_malloc(rt, usable * sizeof *entries);
+        if (entries == NULL) {
+            tally_free(rt, index);
+            return -1;
+        }
+        if (t->version != version) { /* user code ran and changed the table */
+            tally_free(rt, entries);
+            tally_free(rt, index);
+            continue;
+        }
+        memset(index, 0xFF, index_bytes); /* -1, EMPTY, at every width */
+        size_t n = rebuild_into(t, index, entries, log2);
+        uint8_t *old_index = t->index;
+        tallyT_entry *old_entries = t->entries;
+        t->index = index;
+        t->entries = entries;
+        t->log2 = log2;
+        t->usable = usable;
+        t->nentries = n;
+        t->version++;
+        if (old_index != NULL) {
+            tally_free(rt, old_index);
+            tally_free(rt, old_entries);
+        }
+        return 0;
+    }
+}
+
+/* Appends an entry for a key known to be absent (room checked): no user code. */
+static void append_entry(tallyT_table *t, void *key, uint64_t hash, void *value)
+{
+    size_t n = t->nentries;
+    t->entries[n] = (tallyT_entry){hash, key, value};
+    ix_set(t->index, t->log2, free_slot(t->index, t->log2, hash), (int64_t)n);
+    t->nentries = n + 1;
+    t->used++;
+    t->version++;
+}
+
+/* ---- the table's operations -------------------------------------------------------- */
+
+int tallyT_table_hash(void *owner, void *key, uint64_t *hash)
+{
+    if (key != NULL)
+        return tally_hash(key, hash); /* unhashable: its error is set */
+    tallyB_error_set(tallyT_err(rt_of(owner)), TALLY_EINVAL, "%s: the key is NULL",
+                     name_of(owner));
+    return -1;
+}
+
+int tallyT_table_lookup(void *owner, void *key, uint64_t hash, void **value)
+{
+    tallyT_table *t = table_of(owner);
+    size_t slot;
+    int64_t ix = find(t, key, hash, &slot);
+    *value = ix >= 0 ? t->entries[ix].value : NULL;
+    return ix >= 0 ? 1 : ix == IX_EMPTY ? 0 : -1;
+}
+
+/* Replaces the value of entry ix by `value` (whose reference moves in) and drops
+ * the key reference the caller held; the old value goes last. */
+static void replace_value(tallyT_table *t, int64_t ix, void *key, void *value)
+{
+    void *old = t->entries[ix].value;
+    t->entries[ix].value = value;
+    tally_decref(key);
+    tally_xdecref(old);
+}
+
+int tallyT_table_insert(void *owner, void *key, uint64_t hash, void *value, bool replace)
+{
+    tallyT_table *t = table_of(owner);
+    tally_incref(key); /* held while user code runs; they move into the entry */
+    tally_xincref(value);
+    int64_t ix;
+    size_t slot;
+    for (;;) {
+        ix = find(t, key, hash, &slot);
+        if (ix != IX_EMPTY)
+            break;
+        for (;;) {
+            if (t->nentries < t->usable) { /* and key still absent: see below */
+                append_entry(t, key, hash, value);
+                return 1;
+            }
+            uint64_t version = t->version;
+            if (table_grow(owner) != 0) {
+                ix = IX_ERROR;
+                break;
+            }
+            /* The growth itself bumps the version once; more means user code
+             * changed the table meanwhile (maybe inserting key): look again. */
+            if (t->version != version + 1)
+                break;
+        }
+        if (ix == IX_ERROR)
+            break;
+    }
+    if (ix >= 0 && replace) {
+        replace_value(t, ix, key, value);
+        return 0;
+    }
+    tally_decref(key);
+    tally_xdecref(value);
+    return ix >= 0 ? 0 : -1;
+}
+
+int tallyT_table_remove(void *owner, void *key, uint64_t hash, void *only_if, void **value)
+{
+    tallyT_table *t = table_of(owner);
+    size_t slot;
+    int64_t ix = find(t, key, hash, &slot);
+    if (ix < 0)
+        return ix == IX_EMPTY ? 0 : -1;
+    tallyT_entry *e = &t->entries[ix];
+    if (only_if != NULL && e->value != only_if)
+        return 0;
+    void *k = e->key, *v = e->value;
+    e->key = e->value = NULL;
+    ix_set(t->index, t->log2, slot, IX_DUMMY);
+    t->used--;
+    t->version++;
+    tally_decref(k); /* the table is consistent: user code may run now */
+    if (value != NULL)
+        *value = v;
+    else
+        tally_xdecref(v);
+    return 1;
+}
+
+void tallyT_table_clear(void *owner)
+{
+    tallyT_table *t = table_of(owner);
+    uint8_t *index = t->index;
+    tallyT_entry *entries = t->entries;
+    size_t n = t->nentries;
+    /* Detached first: the finalizers the releases run find an empty, valid table
+     * (which they may fill again). */
+    t->index = NULL;
+    t->entries = NULL;
+    t->nentries = t->used = t->usable = 0;
+    t->log2 = 0;
+    t->version++;
+    for (size_t i = 0; i < n; i++) {
+        tally_xdecref(entries[i].key);
+        tally_xdecref(entries[i].value);
+    }
+    if (index != NULL) {
+        tally_free(rt_of(owner), index);
+        tally_free(rt_of(owner), entries);
+    }
+}
+
+void tallyT_table_free(void *owner)
+{
+    tallyT_table *t = table_of(owner);
+    if (t->index != NULL) {
+        tally_free(rt_of(owner), t->index);
+        tally_free(rt_of(owner), t->entries);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+void tallyT_table_traverse(void *owner, tally_visit_fn visit, void *arg)
+{
+    const tallyT_table *t = table_of(owner);
+    for (size_t i = 0; i < t->nentries; i++) {
+        const tallyT_entry *e = &t->entries[i];
+        if (e->key != NULL)
+            visit(e->key, arg);
+        if (e->value != NULL)
+            visit(e->value, arg);
+    }
+}
+
+size_t tallyT_table_owned(const void *owner)
+{
+    const tallyT_table *t = table_of(owner);
+    if (t->index == NULL)
+        return 0;
+    return tally_usable_size(t->index) + tally_usable_size(t->entries);
+}
+
+int tallyT_table_item(const void *owner, size_t i, void **key, void **value)
+{
+    tallyT_table *t = table_of(owner);
+    if (i >= t->used) {
+        tallyB_error_set(tallyT_err(rt_of(owner)), TALLY_EINVAL,
+                         "%s item %zu out of range (size %zu)", name_of(owner), i, t->used);
+        return -1;
+    }
+    size_t pos = i, k = i;
+    if (t->nentries != t->used) { /* holes: walk from the cursor, or from the start */
+        if (t->walk_version == t->version && t->walk_i <= i) {
+            pos = t->walk_pos;
+            k = t->walk_i;
+        } else {
+            for (pos = 0; t->entries[pos].key == NULL; pos++)
+                ;
+            k = 0;
+        }
+        while (k < i)
+            if (t->entries[++pos].key != NULL)
+                k++;
+        t->walk_i = i;
+        t->walk_pos = pos;
+        t->walk_version = t->version;
+    }
+    *key = t->entries[pos].key;
+    if (value != NULL)
+        *value = t->entries[pos].value;
+    return 0;
+}
+
+/* Same keys, and with `values` equal values.  Each pair is held while compared
+ * (user code may change either table); the entries are read again every step. */
+int tallyT_table_eq(void *a, void *b, bool values)
+{
+    tallyT_table *ta = table_of(a), *tb = table_of(b);
+    if (ta->used != tb->used)
+        return 0;
+    for (size_t i = 0; i < ta->nentries; i++) {
+        const tallyT_entry *e = &ta->entries[i];
+        if (e->key == NULL)
+            continue;
+        void *k = e->key, *v = e->value, *other;
+        tally_incref(k);
+        tally_xincref(v);
+        int r = tallyT_table_lookup(b, k, e->hash, &other);
+        if (r == 1 && values) {
+            tally_xincref(other);
+            r = tally_eq(v, other);
+            tally_xdecref(other);
+        }
+        tally_decref(k);
+        tally_xdecref(v);
+        if (r != 1)
+            return r;
+    }
+    return ta->used == tb->used;
+}
+
+/* ---- iterators ------------------------------------------------------------------- */
+
+typedef struct table_iter {
+    void *owner;  /* NULL once exhausted or failed */
+    size_t pos;   /* next entry to look at */
+    size_t used;  /* the owner's size when the iteration began */
+    int kind;     /* TALLYT_KEYS, _VALUES, _ITEMS */
+    int failed;   /* the owner changed size: every later call fails too */
+} table_iter;
+
+void *tallyT_table_iter(void *owner, int kind)
+{
+    table_iter *it = tally_new(rt_of(owner), &table_iter_type);
+    if (it == NULL)
+        return NULL;
+    tally_incref(owner);
+    it->owner = owner;
+    it->used = table_of(owner)->used; /* after the allocation, which may run user code */
+    it->kind = kind;
+    return it;
+}
+
+static void table_iter_traverse(void *self, tally_visit_fn visit, void *arg)
+{
+    table_iter *it = self;
+    if (it->owner != NULL)
+        visit(it->owner, arg);
+}
+
+static void table_iter_clear(void *self)
+{
+    tally_setref(&((table_iter *)self)->owner, NULL);
+}
+
+static int changed_size(table_iter *it)
+{
+    const char *name = it->owner ? name_of(it->owner) : "container";
+    tallyB_error_set(tallyT_err(rt_of(it)), TALLY_EINVAL, "%s changed size during iteration",
+                     name);
+    it->failed = 1;
+    table_iter_clear(it);
+    return -1;
+}
+
+/* The item of entry e as the iterator hands it out: a new reference, or NULL
+ * (error set) when the (key, value) tuple cannot be made. */
+static void *iter_item(table_iter *it, const tallyT_entry *e)
+{
+    if (it->kind == TALLYT_KEYS || it->kind == TALLYT_VALUES) {
+        void *o = it->kind == TALLYT_KEYS ? e->key : e->value;
+        tally_incref(o);
+        return o;
+    }
+    void *k = e->key, *v = e->value;
+    tally_incref(k); /* the allocation may run user code that deletes the entry */
+    tally_incref(v);
+    void *pair = tally_tuple_of(rt_of(it), 2, k, v);
+    tally_decref(k);
+    tally_decref(v);
+    return pair;
+}
+
+static int table_iter_next(void *self, void **out)
+{
+    table_iter *it = self;
+    if (it->failed) {
+        tallyB_error_set(tallyT_err(rt_of(it)), TALLY_EINVAL,
+                         "container changed size during iteration");
+        return -1;
+    }
+    if (it->owner == NULL)
+        return 0;
+    const tallyT_table *t = table_of(it->owner);
+    if (t->used != it->used)
+        return changed_size(it);
+    while (it->pos < t->nentries && t->entries[it->pos].key == NULL)
+        it->pos++;
+    if (it->pos >= t->nentries) {
+        table_iter_clear(it); /* exhausted: let go of the owner early */
+        return 0;
+    }
+    void *item = iter_item(it, &t->entries[it->pos]);
+    if (item == NULL)
+        return -1; /* the position stays: the same entry again next time */
+    it->pos++;
+    *out = item;
+    return 1;
+}
+
+static const tally_type_ops table_iter_ops = {.next = table_iter_next};
+
+static const tally_type table_iter_type = {
+    .name = "table_iterator",
+    .size = sizeof(table_iter),
+    .flags = TALLY_TYPE_CONTAINER,
+    .traverse = table_iter_traverse,
+    .clear = table_iter_clear,
+    .ops = &table_iter_ops,
+};
+
+/* ---- the dict type ------------------------------------------------------------------ */
+
+typedef struct dict {
+    tallyT_table t;  /* first: the table functions take the dict itself */
+    int repr_active; /* a repr of this dict is in progress: show "{...}" */
+} dict;
+
+/* d as a dict, or NULL with the error set (when d names a runtime to set it in). */
+static dict *as_dict(const void *d, const char *fn)
+{
+    if (tallyT_is(d, &tally_dict_type))
+        return (dict *)d;
+    if (d != NULL)
+        tallyB_error_set(tallyT_err(rt_of(d)), TALLY_EINVAL, "%s: not a dict", fn);
+    return NULL;
+}
+
+static void dict_traverse(void *self, tally_visit_fn visit, void *arg)
+{
+    tallyT_table_traverse(self, visit, arg);
+}
+
+/* At death and in the collector: empty for good, even if finalizers run by the
+ * releases put entries back. */
+static void dict_clear(void *self)
+{
+    while (table_of(self)->index != NULL)
+        tallyT_table_clear(self);
+}
+
+static void dict_destroy(void *self)
+{
+    tallyT_table_free(self);
+}
+
+static int dict_hash(void *self, uint64_t *out)
+{
+    (void)out;
+    tallyB_error_set(tallyT_err(rt_of(self)), TALLY_EINVAL, "unhashable type: 'dict'");
+    return -1;
+}
+
+static int dict_eq(void *self, void *other)
+{
+    if (!tallyT_is(other, &tally_dict_type))
+        return 0;
+    return tallyT_table_eq(self, other, true);
+}
+
+/* Appends "k: v" for entry e, holding both (a user repr may change the dict). */
+static int repr_entry(tally_strbuf *out, const tallyT_entry *e)
+{
+    void *k = e->key, *v = e->value;
+    tally_incref(k);
+    tally_incref(v);
+    int rc = tally_strbuf_append_repr(out, k);
+    if (rc == 0)
+        rc = tally_strbuf_append(out, ": ", 2);
+    if (rc == 0)
+        rc = tally_strbuf_append_repr(out, v);
+    tally_decref(k);
+    tally_decref(v);
+    return rc;
+}
+
+/* "{'a': 1, 'b': [2]}"; a dict met again inside itself shows as "{...}". */
+static int dict_repr(void *self, tally_strbuf *out)
+{
+    dict *d = self;
+    if (d->repr_active)
+        return tally_strbuf_append(out, "{...}", 5);
+    d->repr_active = 1;
+    int rc = tally_strbuf_append(out, "{", 1);
+    bool first = true;
+    for (size_t i = 0; rc == 0 && i < d->t.nentries; i++) {
+        const tallyT_entry *e = &d->t.entries[i];
+        if (e->key == NULL)
+            continue;
+        if (!first)
+            rc = tally_strbuf_append(out, ", ", 2);
+        first = false;
+        if (rc == 0)
+            rc = repr_entry(out, e);
+    }
+    if (rc == 0)
+        rc = tally_strbuf_append(out, "}", 1);
+    d->repr_active = 0;
+    return rc;
+}
+
+static void *dict_iter(void *self)
+{
+    return tallyT_table_iter(self, TALLYT_KEYS);
+}
+
+static size_t dict_owned_bytes(const void *self)
+{
+    return tallyT_table_owned(self);
+}
+
+static const tally_type_ops dict_ops = {
+    .hash = dict_hash,
+    .eq = dict_eq,
+    .repr = dict_repr,
+    .iter = dict_iter,
+    .owned_bytes = dict_owned_bytes,
+};
+
+const tally_type tally_dict_type = {
+    .name = "dict",
+    .size = sizeof(dict),
+    .flags = TALLY_TYPE_CONTAINER,
+    .traverse = dict_traverse,
+    .clear = dict_clear,
+    .destroy = dict_destroy,
+    .ops = &dict_ops,
+};
+
+/* ---- the dict API ------------------------------------------------------------------ */
+
+void *tally_dict(tally_rt *rt)
+{
+    return tally_new(rt, &tally_dict_type); /* zero-filled: an empty table, no arrays */
+}
+
+int tally_is_dict(const void *o)
+{
+    return tallyT_is(o, &tally_dict_type);
+}
+
+size_t tally_dict_size(const void *d)
+{
+    const dict *dp = as_dict(d, "tally_dict_size");
+    return dp != NULL ? dp->t.used : 0;
+}
+
+int tally_dict_set(void *d, void *key, void *value)
+{
+    dict *dp = as_dict(d, "tally_dict_set");
+    uint64_t hash;
+    if (dp == NULL)
+        return -1;
+    if (value == NULL) {
+        tallyB_error_set(tallyT_err(rt_of(d)), TALLY_EINVAL, "tally_dict_set: the value is NULL");
+        return -1;
+    }
+    if (tallyT_table_hash(dp, key, &hash) != 0)
+        return -1;
+    return tallyT_table_insert(dp, key, hash, value, true) < 0 ? -1 : 0;
+}
+
+int tally_dict_lookup(const void *d, void *key, void **value)
+{
+    dict *dp = as_dict(d, "tally_dict_lookup");
+    uint64_t hash;
+    *value = NULL;
+    if (dp == NULL || tallyT_table_hash(dp, key, &hash) != 0)
+        return -1;
+    return tallyT_table_lookup(dp, key, hash, value);
+}
+
+void *tally_dict_get(const void *d, void *key)
+{
+    void *value;
+    int r = tally_dict_lookup(d, key, &value);
+    if (r == 0)
+        tally_clear_error(rt_of(d)); /* absent: NULL with no error */
+    return value;
+}
+
+/* The entry whose key is a str of exactly these bytes, or NULL: a probe with the
+ * hash a str of them would have, comparing bytes (no user code runs, nothing is
+ * allocated). */
+static const tallyT_entry *find_c(const tallyT_table *t, const char *key, size_t n)
+{
+    if (t->index == NULL)
+        return NULL;
+    uint64_t hash = tallyT_str_hash_bytes(key, n);
+    for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
+        int64_t ix = ix_get(t->index, t->log2, p.i);
+        if (ix == IX_EMPTY)
+            return NULL;
+        const tallyT_entry *e = &t->entries[ix];
+        if (ix != IX_DUMMY && e->hash == hash && tallyT_str_is_bytes(e->key, hash, key, n))
+            return e;
+    }
+}
+
+void *tally_dict_get_c(const void *d, const char *key)
+{
+    if (as_dict(d, "tally_dict_get_c") == NULL)
+        return NULL;
+    const tallyT_entry *e = find_c(table_of((void *)d), key, strlen(key));
+    if (e == NULL) {
+        tally_clear_error(rt_of(d)); /* absent: no error, as the other lookups */
+        return NULL;
+    }
+    return e->value;
+}
+
+int tally_dict_set_c(void *d, const char *key, void *value)
+{
+    if (as_dict(d, "tally_dict_set_c") == NULL)
+        return -1;
+    void *k = tally_str(rt_of(d), key);
+    if (k == NULL)
+        return -1;
+    int r = tally_dict_set(d, k, value);
+    tally_decref(k);
+    return r;
+}
+
+int tally_dict_delete(void *d, void *key)
+{
+    dict *dp = as_dict(d, "tally_dict_delete");
+    uint64_t hash;
+    if (dp == NULL || tallyT_table_hash(dp, key, &hash) != 0)
+        return -1;
+    return tallyT_table_remove(dp, key, hash, NULL, NULL);
+}
+
+void *tally_dict_pop(void *d, void *key)
+{
+    dict *dp = as_dict(d, "tally_dict_pop");
+    uint64_t hash;
+    void *value = NULL;
+    if (dp == NULL || tallyT_table_hash(dp, key, &hash) != 0)
+        return NULL;
+    int r = tallyT_table_remove(dp, key, hash, NULL, &value);
+    if (r == 0)
+        tally_clear_error(rt_of(d));
+    return r == 1 ? value : NULL;
+}
+
+void tally_dict_clear(void *d)
+{
+    dict *dp = as_dict(d, "tally_dict_clear");
+    if (dp != NULL)
+        tallyT_table_clear(dp);
+}
+
+int tally_dict_item(const void *d, size_t i, void **key, void **value)
+{
+    const dict *dp = as_dict(d, "tally_dict_item");
+    *key = NULL;
+    if (value != NULL)
+        *value = NULL;
+    return dp != NULL ? tallyT_table_item(dp, i, key, value) : -1;
+}
+
+static void *dict_view(void *d, int kind, const char *fn)
+{
+    dict *dp = as_dict(d, fn);
+    return dp != NULL ? tallyT_table_iter(dp, kind) : NULL;
+}
+
+void *tally_dict_keys(void *d)
+{
+    return dict_view(d, TALLYT_KEYS, "tally_dict_keys");
+}
+
+void *tally_dict_values(void *d)
+{
+    return dict_view(d, TALLYT_VALUES, "tally_dict_values");
+}
+
+void *tally_dict_items(void *d)
+{
+    return dict_view(d, TALLYT_ITEMS, "tally_dict_items");
+}
+
+/* ---- the weak-value map ---------------------------------------------------------------
+ *
+ * A map holds a dict from each key to a cell; the cell holds the key and a weak
+ * reference to the value, whose callback argument is the cell itself:
+ *
+ *     map -> dict { key -> cell {key, weakref -> value (weak), map (borrowed)} }
+ *
+ * When the value dies, the callback removes the entry -- only if the dict still
+ * maps the key to this very cell, so an entry stored again under the same key is
+ * kept (the cell being replaced normally dies with its weak reference, which
+ * then never calls back; the check covers a cell still held somewhere for a
+ * moment).  The callback runs inside a death or a collection: it allocates
+ * nothing, holds the map while it removes, and does nothing while the map
+ * itself is dying (count 0, or its dict already let go).  The cell's pointer to
+ * the map is borrowed: cells live only in the map's dict, which dies with it. */
+
+typedef struct wvmap {
+    void *dict; /* NULL once the map is being cleared */
+} wvmap;
+
+typedef struct wvcell {
+    void *key;
+    void *weakref;
+    wvmap *map; /* borrowed */
+} wvcell;
+
+static void wvcell_traverse(void *self, tally_visit_fn visit, void *arg)
+{
+    wvcell *c = self;
+    if (c->key != NULL)
+        visit(c->key, arg);
+    if (c->weakref != NULL)
+        visit(c->weakref, arg);
+}
+
+static void wvcell_clear(void *self)
+{
+    wvcell *c = self;
+    c->map = NULL;
+    tally_setref(&c->weakref, NULL); /* first: its callback will never run now */
+    tally_setref(&c->key, NULL);
+}
+
+static const tally_type wvcell_type = {
+    .name = "weakvaluemap_cell",
+    .size = sizeof(wvcell),
+    .flags = TALLY_TYPE_CONTAINER,
+    .traverse = wvcell_traverse,
+    .clear = wvcell_clear,
+};
+
+static void wvmap_traverse(void *self, tally_visit_fn visit, void *arg)
+{
+    wvmap *m = self;
+    if (m->dict != NULL)
+        visit(m->dict, arg);
+}
+
+static void wvmap_clear(void *self)
+{
+    tally_setref(&((wvmap *)self)->dict, NULL); /* NULL before the dict's release */
+}
+
+const tally_type tally_weakvaluemap_type = {
+    .name = "weakvaluemap",
+    .size = sizeof(wvmap),
+    .flags = TALLY_TYPE_CONTAINER,
+    .traverse = wvmap_traverse,
+    .clear = wvmap_clear,
+};
+
+/* The weak reference's callback: the cell's value died. */
+static void wvmap_value_died(void *weakref, void *arg)
+{
+    (void)weakref;
+    wvcell *c = arg;
+    wvmap *m = c->map;
+    if (m == NULL || m->dict == NULL || tally_refcount(m) == 0 || c->key == NULL)
+        return; /* the map is going away with all its entries */
+    void *key = c->key;
+    uint64_t hash;
+    tally_incref(m); /* the removal releases objects: their finalizers may drop m */
+    tally_incref(key);
+    if (tally_hash(key, &hash) == 0 && m->dict != NULL)
+        tallyT_table_remove(m->dict, key, hash, c, NULL);
+    tally_decref(key);
+    tally_decref(m);
+}
+
+static wvmap *as_wvmap(const void *m, const char *fn)
+{
+    if (tallyT_is(m, &tally_weakvaluemap_type) && ((const wvmap *)m)->dict != NULL)
+        return (wvmap *)m;
+    if (m != NULL)
+        tallyB_error_set(tallyT_err(rt_of(m)), TALLY_EINVAL, "%s: not a weak-value map", fn);
+    return NULL;
+}
+
+void *tally_weakvaluemap(tally_rt *rt)
+{
+    wvmap *m = tally_new(rt, &tally_weakvaluemap_type);
+    if (m == NULL)
+        return NULL;
+    if ((m->dict = tally_dict(rt)) == NULL) {
+        tally_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+int tally_weakvaluemap_set(void *m, void *key, void *value)
+{
+    wvmap *mp = as_wvmap(m, "tally_weakvaluemap_set");
+    if (mp == NULL)
+        return -1;
+    if (value == NULL || key == NULL) {
+        tallyB_error_set(tallyT_err(rt_of(m)), TALLY_EINVAL,
+                         "tally_weakvaluemap_set: the %s is NULL", key ? "value" : "key");
+        return -1;
+    }
+    tally_rt *rt = rt_of(m);
+    wvcell *c = tally_new(rt, &wvcell_type);
+    if (c == NULL)
+        return -1;
+    tally_incref(key);
+    c->key = key;
+    c->weakref = tally_weakref_new(rt, value, wvmap_value_died, c);
+    int r = -1;
+    if (c->weakref != NULL && mp->dict != NULL) { /* the allocations may run user code */
+        c->map = mp;
+        r = tally_dict_set(mp->dict, key, c);
+    }
+    tally_decref(c); /* stored (the dict holds it), or released with its weak reference */
+    return r;
+}
+
+void *tally_weakvaluemap_get(void *m, void *key)
+{
+    wvmap *mp = as_wvmap(m, "tally_weakvaluemap_get");
+    void *c;
+    if (mp == NULL)
+        return NULL;
+    int r = tally_dict_lookup(mp->dict, key, &c);
+    if (r < 0)
+        return NULL;
+    /* No user code between the lookup and here: c is still the dict's. */
+    void *value = r == 1 ? tally_weakref_get(((wvcell *)c)->weakref) : NULL;
+    if (value == NULL)
+        tally_clear_error(rt_of(m)); /* absent or dead: no error */
+    return value;
+}
+
+int tally_weakvaluemap_delete(void *m, void *key)
+{
+    wvmap *mp = as_wvmap(m, "tally_weakvaluemap_delete");
+    return mp != NULL ? tally_dict_delete(mp->dict, key) : -1;
+}
+
+size_t tally_weakvaluemap_size(void *m)
+{
+    wvmap *mp = as_wvmap(m, "tally_weakvaluemap_size");
+    return mp != NULL ? tally_dict_size(mp->dict) : 0;
+}
