@@ -86,7 +86,7 @@ static inline void tally_incref(void *o)
     uint32_t rc = h->rc;
     if (__builtin_expect(rc - 1u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) /* 1 .. 2^31-2 */
         h->rc = rc + 1u;
-    else
+    else if (rc != TALLY_RC_IMMORTAL) /* immortal: nothing to do, nothing written */
         tally_incref_slow(o);
 }
 
@@ -97,7 +97,7 @@ static inline void tally_decref(void *o)
     uint32_t rc = h->rc;
     if (__builtin_expect(rc - 2u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) /* 2 .. 2^31-1 */
         h->rc = rc - 1u;
-    else
+    else if (rc != TALLY_RC_IMMORTAL)
         tally_decref_slow(o);
 }
 

@@ -48,7 +48,6 @@
 #define MAX_LOG2 48      /* far beyond any heap; keeps every size computation exact */
 #define PERTURB_SHIFT 5
 
-static const tally_type table_iter_type;
 
 static tallyT_table *table_of(const void *owner)
 {
@@ -483,7 +482,7 @@ typedef struct table_iter {
 
 void *tallyT_table_iter(void *owner, int kind)
 {
-    table_iter *it = tally_new(rt_of(owner), &table_iter_type);
+    table_iter *it = tally_new(rt_of(owner), &tallyT_table_iter_type);
     if (it == NULL)
         return NULL;
     tally_incref(owner);
@@ -562,7 +561,7 @@ static int table_iter_next(void *self, void **out)
 
 static const tally_type_ops table_iter_ops = {.next = table_iter_next};
 
-static const tally_type table_iter_type = {
+const tally_type tallyT_table_iter_type = {
     .name = "table_iterator",
     .size = sizeof(table_iter),
     .flags = TALLY_TYPE_CONTAINER,

@@ -48,7 +48,6 @@ typedef struct list_iter {
 /* Indexes are ptrdiff_t, and the array's byte size must fit a size_t. */
 #define LIST_MAX_ITEMS ((size_t)PTRDIFF_MAX / sizeof(void *))
 
-static const tally_type list_iter_type;
 
 static tally_rt *rt_of(const void *o)
 {
@@ -72,10 +71,17 @@ static list *as_list(const void *l, const char *fn)
 
 /* ---- storage ------------------------------------------------------------------- */
 
-/* The capacity to allocate for `need` items: need + need/8 + 6, within the limit. */
+/* The capacity to allocate for `need` items, within the limit: need + need/8 + 6
+ * (CPython's rate) while the array stays within a heap arena, then half as much
+ * again.  CPython grows its big arrays in place (realloc over mremap); Tally's
+ * heap gives a block of over an arena a fresh mapping, so each growth copies and
+ * faults in the whole array: at 1/8 that is nine times its size over its life, at
+ * 1/2 three times, for at most half of it unused. */
 static size_t grown_capacity(size_t need)
 {
     size_t cap = need + (need >> 3) + 6;
+    if (need * sizeof(void *) >= ((size_t)1 << 20))
+        cap = need + (need >> 1);
     if (cap < need || cap > LIST_MAX_ITEMS)
         cap = LIST_MAX_ITEMS;
     return cap;
@@ -226,7 +232,7 @@ static int list_repr(void *self, tally_strbuf *out)
 
 static void *list_iter_new(void *self)
 {
-    list_iter *it = tally_new(rt_of(self), &list_iter_type);
+    list_iter *it = tally_new(rt_of(self), &tallyT_list_iter_type);
     if (it != NULL)
         tally_setref(&it->seq, self);
     return it;
@@ -288,7 +294,7 @@ static int list_iter_next(void *self, void **out)
 
 static const tally_type_ops list_iter_ops = {.next = list_iter_next};
 
-static const tally_type list_iter_type = {
+const tally_type tallyT_list_iter_type = {
     .name = "list_iterator",
     .size = sizeof(list_iter),
     .flags = TALLY_TYPE_CONTAINER,

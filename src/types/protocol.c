@@ -30,6 +30,9 @@ const tally_type *const tallyT_builtin[TALLY_BT_COUNT] = {
     [TALLY_BT_BYTEARRAY] = &tally_bytearray_type,
     [TALLY_BT_ARRAY] = &tally_array_type,
     [TALLY_BT_WEAKVALUEMAP] = &tally_weakvaluemap_type,
+    [TALLY_BT_LIST_ITER] = &tallyT_list_iter_type,
+    [TALLY_BT_TUPLE_ITER] = &tallyT_tuple_iter_type,
+    [TALLY_BT_TABLE_ITER] = &tallyT_table_iter_type,
 };
 
 int tallyT_init(tally_rt *rt)

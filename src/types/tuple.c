@@ -29,7 +29,6 @@ typedef struct tuple_iter {
     size_t index; /* next item to hand out */
 } tuple_iter;
 
-static const tally_type tuple_iter_type;
 
 /* ---- the tuple type ---------------------------------------------------------------- */
 
@@ -114,7 +113,7 @@ static int tuple_repr(void *self, tally_strbuf *out)
 static void *tuple_iter_new(void *self)
 {
     tally_rt *rt = tally_runtime_of(self);
-    tuple_iter *it = tally_new(rt, &tuple_iter_type);
+    tuple_iter *it = tally_new(rt, &tallyT_tuple_iter_type);
     if (it == NULL)
         return NULL;
     tally_setref(&it->seq, self);
@@ -177,7 +176,7 @@ static int tuple_iter_next(void *self, void **out)
 
 static const tally_type_ops tuple_iter_ops = {.next = tuple_iter_next};
 
-static const tally_type tuple_iter_type = {
+const tally_type tallyT_tuple_iter_type = {
     .name = "tuple_iterator",
     .size = sizeof(tuple_iter),
     .flags = TALLY_TYPE_CONTAINER,

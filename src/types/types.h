@@ -43,8 +43,13 @@ typedef struct tallyT_state {
  * one compare of its header with a constant, with no runtime lookup. */
 enum tallyT_builtin {
     TALLY_BT_INT, TALLY_BT_STR, TALLY_BT_TUPLE, TALLY_BT_LIST, TALLY_BT_DICT, TALLY_BT_SET,
-    TALLY_BT_BYTES, TALLY_BT_BYTEARRAY, TALLY_BT_ARRAY, TALLY_BT_WEAKVALUEMAP, TALLY_BT_COUNT
+    TALLY_BT_BYTES, TALLY_BT_BYTEARRAY, TALLY_BT_ARRAY, TALLY_BT_WEAKVALUEMAP,
+    TALLY_BT_LIST_ITER, TALLY_BT_TUPLE_ITER, TALLY_BT_TABLE_ITER, TALLY_BT_COUNT
 };
+/* The iterators of lists, tuples, dicts and sets (defined in their files). */
+TALLY_INTERNAL extern const tally_type tallyT_list_iter_type;
+TALLY_INTERNAL extern const tally_type tallyT_tuple_iter_type;
+TALLY_INTERNAL extern const tally_type tallyT_table_iter_type;
 TALLY_INTERNAL extern const tally_type *const tallyT_builtin[TALLY_BT_COUNT];
 
 /* Registers the built-in types (in the runtime's inline type entries: nothing is
