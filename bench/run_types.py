@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""run_types.py - Tally's built-in types against CPython's C API, side by side.
+
+    cmake -S . -B build-bench -DTALLY_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release
+    cmake --build build-bench --target types_bench
+    python3 bench/run_types.py build-bench/bench [--reps 7] [--n 1000000] [--markdown]
+
+Each (test, side) pair runs in its own process (types_bench.h lists the tests),
+the two sides of a test back to back, the one going first alternating between
+repetitions, pinned to one CPU.  It prints the median ns per operation of each
+side, their spread (interquartile range as a percentage of the median) and the
+speedup (CPython's time / Tally's), with the verdict against the issue's target
+of 2x, and checks that both sides computed the same value.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+TESTS = [
+    ("append", "list append of small ints", "PyList_Append"),
+    ("dictset", "dict insert, distinct str keys", "PyDict_SetItem"),
+    ("dictget", "dict lookup, str keys, hits", "PyDict_GetItem"),
+    ("intern", "intern a C string", "PyUnicode_InternFromString"),
+    ("iterate", "iterate a list", "PyObject_GetIter + PyIter_Next"),
+]
+TARGET = 2.0
+
+
+def run(binary, test, n, cpu):
+    cmd = [binary, test, str(n)]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu)] + cmd
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    fields = dict(kv.split("=", 1) for kv in out.split())
+    return float(fields["ns_per_op"]), fields["check"]
+
+
+def spread(values):
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return 100.0 * (q[2] - q[0]) / statistics.median(values)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bindir")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, default=1000000)
+    ap.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
+    ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    cpu = None if args.no_pin else args.cpu
+    sides = {s: os.path.join(args.bindir, "types_bench_" + s) for s in ("tally", "cpython")}
+    results = {}
+    for test, _, _ in TESTS:
+        times = {"tally": [], "cpython": []}
+        checks = set()
+        for rep in range(args.reps):
+            order = ("tally", "cpython") if rep % 2 == 0 else ("cpython", "tally")
+            for side in order:
+                ns, check = run(sides[side], test, args.n, cpu)
+                times[side].append(ns)
+                checks.add(check)
+        if len(checks) != 1:
+            sys.exit(f"run_types: the sides disagree on {test}: {sorted(checks)}")
+        results[test] = times
+    sep = " | " if args.markdown else "  "
+    header = ["test", "CPython call", "tally ns/op", "cpython ns/op", "speedup", "IQR % t/c", "target"]
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+    else:
+        print(sep.join(header))
+    for test, what, call in TESTS:
+        t, c = (statistics.median(results[test][s]) for s in ("tally", "cpython"))
+        ratio = c / t
+        row = [f"{test}: {what}", call, f"{t:.1f}", f"{c:.1f}", f"{ratio:.2f}",
+               f"{spread(results[test]['tally']):.0f}/{spread(results[test]['cpython']):.0f}",
+               "met" if ratio >= TARGET else "MISSED"]
+        print(("| " + " | ".join(row) + " |") if args.markdown else sep.join(row))
+
+
+if __name__ == "__main__":
+    main()
