@@ -372,6 +372,36 @@ static void test_realloc_keeps_prefix(void **state)
 }
 
 /* Growing a small block in small steps exercises in-place growth paths. */
+/* A large block grown in place (the pools after it are free) is writable to its
+ * new end, its old bytes kept: under Valgrind this checks that the grown tail is
+ * addressable, not still marked as the free pools it was. */
+static void test_realloc_large_grows_in_place(void **state)
+{
+    (void)state;
+    tally_rt *rt = tally_open(NULL);
+    assert_non_null(rt);
+    unsigned char *p = tally_malloc(rt, 20000);
+    assert_non_null(p);
+    memset(p, 7, 20000);
+    void *after = tally_malloc(rt, 40000); /* the pools after p, used then freed */
+    assert_non_null(after);
+    assert_true((unsigned char *)after > p);
+    tally_free(rt, after);
+    unsigned char *q = tally_realloc(rt, p, 60000);
+    assert_non_null(q);
+    assert_ptr_equal(q, p); /* a fresh arena: the pools after it are free */
+    for (size_t i = 0; i < 20000; i++)
+        assert_int_equal(q[i], 7);
+    memset(q + 20000, 9, 40000);
+    assert_int_equal(q[59999], 9);
+    q = tally_realloc(rt, q, 17000); /* and shrunk in place */
+    assert_ptr_equal(q, p);
+    assert_int_equal(q[16999], 7);
+    assert_int_equal(tally_heap_check(rt), 0);
+    tally_free(rt, q);
+    tally_close(rt);
+}
+
 static void test_realloc_small_steps(void **state)
 {
     (void)state;
@@ -561,6 +591,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_null_and_close),
+        cmocka_unit_test(test_realloc_large_grows_in_place),
         cmocka_unit_test(test_alignment_usable_and_owner),
         cmocka_unit_test(test_alignment_every_small_size),
         cmocka_unit_test(test_malloc_zero_unique),

@@ -97,6 +97,13 @@ TALLY_INLINE void tallyB_anno_resize(const void *pool, void *p, size_t old_n, si
         TALLY_ASAN_POISON((char *)p + new_n, old_n - new_n);
 #if TALLY_VALGRIND
     VALGRIND_MEMPOOL_CHANGE(pool, p, p, new_n);
+    /* MEMPOOL_CHANGE moves the chunk's bounds but not the memory's state: the
+     * grown tail (free pools until now, no-access) becomes addressable, with
+     * undefined contents, as realloc's new bytes are; a shrunk tail no-access. */
+    if (new_n > old_n)
+        VALGRIND_MAKE_MEM_UNDEFINED((char *)p + old_n, new_n - old_n);
+    else
+        VALGRIND_MAKE_MEM_NOACCESS((char *)p + new_n, old_n - new_n);
 #else
     (void)pool;
 #endif
