@@ -42,10 +42,13 @@ static void tuple_traverse(void *self, tally_visit_fn visit, void *arg)
 
 /* Only the collector (and death) clears a tuple: each slot becomes NULL before
  * its old value is released, so finalizers that run meanwhile see a valid tuple. */
+/* Items go last to first, as CPython's tupledealloc releases them: the order in
+ * which they die shows through finalizers and weak references (the differential
+ * test against python3 checks it). */
 static void tuple_clear(void *self)
 {
     tuple *t = self;
-    for (size_t i = 0; i < t->size; i++)
+    for (size_t i = t->size; i-- > 0;)
         tally_setref(&t->items[i], NULL);
 }
 

@@ -5,7 +5,11 @@
  * line "===".  Every program runs in a fresh runtime with automatic collection
  * disabled, on K root slots that hold strong references to nodes (a container
  * type with three strong slots and a tag; N, F and Z variants differ only in their
- * finalizer) and weak references.  After each op the driver prints
+ * finalizer), weak references and built-in lists, dicts, tuples and sets (see
+ * gen.py for how the dicts and tuples are kept tracked exactly when CPython's
+ * are).  Roots and node slots hold NULL for Python's None; inside a container,
+ * None is one immortal object of the driver's own (none_obj).  After each op the
+ * driver prints
  * "<op index> <events>", the op's events sorted as strings, exactly as the
  * generated CPython program does; after each program it releases what is left,
  * closes the runtime and prints "===".  run_diff.py compares the two outputs.
@@ -21,9 +25,11 @@
 
 #include <tally/gc.h>
 #include <tally/tally.h>
+#include <tally/types.h>
 
 #define K 8      /* root slots, as gen.K */
 #define NSLOTS 3 /* strong slots per node */
+#define NKEYS 4  /* keys and indexes of the container ops: 0..NKEYS-1, as gen.NKEYS */
 
 typedef struct node {
     void *s[NSLOTS];
@@ -45,6 +51,7 @@ static void *roots[K];
 static reflist zlist; /* objects Z finalizers resurrected (Python's Zlist) */
 static event *events; /* the current op's events */
 static size_t nevents, events_cap;
+static void *none_obj; /* Python's None inside containers (immortal, per runtime) */
 
 static void die(const char *fmt, ...)
 {
@@ -77,9 +84,24 @@ static void log_event(const char *fmt, ...)
     va_end(ap);
 }
 
+static const tally_type node_types[3];
+
 static int is_node(const void *o)
 {
-    return o != NULL && !tally_is_weakref(o);
+    const tally_type *t = o != NULL ? tally_type_of(o) : NULL;
+    return t != NULL && t >= node_types && t < node_types + 3;
+}
+
+/* o as a container item: None is none_obj there. */
+static void *to_item(void *o)
+{
+    return o != NULL ? o : none_obj;
+}
+
+/* A container item as a root or slot value: None is NULL there. */
+static void *from_item(void *o)
+{
+    return o != none_obj ? o : NULL;
 }
 
 static unsigned long weakref_tag(const void *w)
@@ -114,6 +136,14 @@ static void describe(char *buf, size_t size, void *o)
         void *target = tally_weakref_get(o);
         snprintf(buf, size, "w%lu:%s", weakref_tag(o), target != NULL ? "alive" : "dead");
         tally_xdecref(target);
+    } else if (tally_is_list(o)) {
+        snprintf(buf, size, "L%zu", tally_list_size(o));
+    } else if (tally_is_dict(o)) {
+        snprintf(buf, size, "D%zu", tally_dict_size(o));
+    } else if (tally_is_tuple(o)) {
+        snprintf(buf, size, "T%zu", tally_tuple_size(o));
+    } else if (tally_is_set(o)) {
+        snprintf(buf, size, "S%zu", tally_set_size(o));
     } else {
         snprintf(buf, size, "%lu", ((node *)o)->tag);
     }
@@ -159,6 +189,8 @@ static void finalize_z(void *self)
     log_finalizer(self);
     reflist_append(&zlist, self); /* resurrects self */
 }
+
+static const tally_type none_type = {.name = "NoneType", .size = sizeof(int)};
 
 static const tally_type node_types[3] = {
     {.name = "N", .size = sizeof(node), .flags = TALLY_TYPE_CONTAINER,
@@ -208,6 +240,62 @@ static int slot_index(long k)
     return (int)k;
 }
 
+static int key_index(long k, long limit)
+{
+    if (k < 0 || k >= limit)
+        die("key %ld out of range", k);
+    return (int)k;
+}
+
+/* 0 or -1 from a built-in type's call: exits on -1. */
+static void check(tally_rt *rt, int rc)
+{
+    if (rc < 0)
+        die("call failed: %s", tally_last_error_message(rt));
+}
+
+/* gen.py's hashable(): None (NULL or none_obj), nodes, tuples of hashable things. */
+static int hashable(void *o)
+{
+    if (o == NULL || o == none_obj || is_node(o))
+        return 1;
+    if (!tally_is_tuple(o))
+        return 0;
+    for (size_t i = 0; i < tally_tuple_size(o); i++)
+        if (!hashable(tally_tuple_get(o, i)))
+            return 0;
+    return 1;
+}
+
+/* gen.py's isobj(): a node, or a tuple holding something other than None and ints. */
+static int is_obj(void *o)
+{
+    if (is_node(o))
+        return 1;
+    if (!tally_is_tuple(o))
+        return 0;
+    for (size_t i = 0; i < tally_tuple_size(o); i++) {
+        void *item = tally_tuple_get(o, i);
+        if (item != none_obj && !tally_is_int(item))
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether set s holds an object (is_obj). */
+static int set_has_obj(tally_rt *rt, void *s)
+{
+    void *it = checked(rt, tally_iter(s)), *item;
+    int found = 0, rc;
+    while (!found && (rc = tally_iter_next(it, &item)) == 1) {
+        found = is_obj(item);
+        tally_decref(item);
+    }
+    check(rt, rc);
+    tally_decref(it);
+    return found;
+}
+
 /* Runs one op line against rt. */
 static void run_op(tally_rt *rt, const char *line)
 {
@@ -247,6 +335,76 @@ static void run_op(tally_rt *rt, const char *line)
         void *w = roots[root_index(b)];
         if (w != NULL && tally_is_weakref(w))
             set_root_owned(root_index(a), tally_weakref_get(w));
+    } else if (strcmp(name, "list") == 0 && sscanf(line, "list %ld", &a) == 1) {
+        set_root_owned(root_index(a), checked(rt, tally_list(rt, 0)));
+    } else if (strcmp(name, "dict") == 0 && sscanf(line, "dict %ld", &a) == 1) {
+        void *dict = checked(rt, tally_dict(rt));
+        tally_gc_untrack(dict); /* CPython's empty dict is untracked */
+        set_root_owned(root_index(a), dict);
+    } else if (strcmp(name, "set") == 0 && sscanf(line, "set %ld", &a) == 1) {
+        set_root_owned(root_index(a), checked(rt, tally_set(rt)));
+    } else if (strcmp(name, "append") == 0 && sscanf(line, "append %ld %ld", &a, &b) == 2) {
+        void *l = roots[root_index(a)];
+        if (tally_is_list(l))
+            check(rt, tally_list_append(l, to_item(roots[root_index(b)])));
+    } else if (strcmp(name, "lpop") == 0 && sscanf(line, "lpop %ld", &a) == 1) {
+        void *l = roots[root_index(a)];
+        if (tally_is_list(l) && tally_list_size(l) > 0)
+            tally_decref(checked(rt, tally_list_pop(l, -1)));
+    } else if (strcmp(name, "dset") == 0
+               && sscanf(line, "dset %ld %ld %ld", &a, &b, &c) == 3) {
+        void *dict = roots[root_index(a)], *value = roots[root_index(c)];
+        int k = key_index(b, NKEYS);
+        if (tally_is_dict(dict) && value != NULL) {
+            /* CPython's MAINTAIN_TRACKING: tracked (if it was not) before the store */
+            check(rt, tally_gc_track(dict));
+            check(rt, tally_dict_set(dict, tally_int(rt, k), value));
+        }
+    } else if (strcmp(name, "ddel") == 0 && sscanf(line, "ddel %ld %ld", &a, &b) == 2) {
+        void *dict = roots[root_index(a)], *key;
+        if (tally_is_dict(dict) && tally_dict_size(dict) > 1) {
+            key = tally_int(rt, key_index(b, NKEYS));
+            check(rt, tally_dict_delete(dict, key));
+        }
+    } else if (strcmp(name, "tuple") == 0
+               && sscanf(line, "tuple %ld %ld %ld", &a, &b, &c) == 3) {
+        void *x = roots[root_index(b)], *y = roots[root_index(c)];
+        root_index(a);
+        if (x != NULL || y != NULL)
+            set_root_owned((int)a, checked(rt, tally_tuple_of(rt, 2, to_item(x), to_item(y))));
+    } else if (strcmp(name, "sadd") == 0 && sscanf(line, "sadd %ld %ld", &a, &b) == 2) {
+        void *s = roots[root_index(a)], *o = roots[root_index(b)];
+        if (tally_is_set(s) && hashable(o) && (o == NULL || !set_has_obj(rt, s)))
+            check(rt, tally_set_add(s, to_item(o)));
+    } else if (strcmp(name, "sint") == 0 && sscanf(line, "sint %ld %ld", &a, &b) == 2) {
+        void *s = roots[root_index(a)];
+        int k = key_index(b, NKEYS + 1);
+        if (tally_is_set(s)) {
+            void *item;
+            if (k < NKEYS) {
+                item = checked(rt, tally_int(rt, k));
+            } else { /* CPython's constant (1, 2), untracked by its first collection */
+                item = checked(rt, tally_tuple_of(rt, 2, tally_int(rt, 1), tally_int(rt, 2)));
+                tally_gc_untrack(item);
+            }
+            check(rt, tally_set_add(s, item));
+            tally_decref(item);
+        }
+    } else if (strcmp(name, "litem") == 0
+               && sscanf(line, "litem %ld %ld %ld", &a, &b, &c) == 3) {
+        void *from = roots[root_index(b)], *item = NULL;
+        int k = key_index(c, NKEYS), found = 1;
+        root_index(a);
+        if (tally_is_list(from) && (size_t)k < tally_list_size(from))
+            item = tally_list_get(from, k);
+        else if (tally_is_tuple(from) && (size_t)k < tally_tuple_size(from))
+            item = tally_tuple_get(from, (size_t)k);
+        else if (tally_is_dict(from))
+            check(rt, found = tally_dict_lookup(from, tally_int(rt, k), &item));
+        else
+            found = 0;
+        if (found)
+            tally_setref(&roots[a], from_item(item));
     } else if (strcmp(name, "drop") == 0 && sscanf(line, "drop %ld", &a) == 1) {
         tally_setref(&roots[root_index(a)], NULL);
     } else if (strcmp(name, "zclear") == 0) {
@@ -287,6 +445,8 @@ static tally_rt *open_runtime(void)
     if (rt == NULL)
         die("tally_open failed");
     tally_gc_disable(rt);
+    none_obj = checked(rt, tally_new(rt, &none_type));
+    tally_immortalize(none_obj);
     return rt;
 }
 

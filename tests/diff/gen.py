@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Random object-graph programs for the differential test of Tally's collector.
 
-A program works on K = 8 root slots R[0..7], each None, a node or a weak reference.
+A program works on K = 8 root slots R[0..7], each None, a node, a weak reference or
+a built-in container (a list, dict, tuple or set).
 Nodes have three strong slots s0, s1, s2 and an integer tag; weak references have a
 tag too (tags are unique and increase through the program).  generate() draws a
 seeded random list of ops; to_python() turns it into a standalone CPython program
@@ -9,7 +10,8 @@ and to_script() into the line-based op script that gc_diff_driver.c runs on Tall
 Both forms end with the same epilogue (everything dropped, frozen objects thawed,
 two full collections) and print, after each op, one line "<op index> <events>"
 with the op's events sorted: "fin:<tag>:<d0>:<d1>:<d2>" when a finalizer runs
-(d_k describes slot k: "-", a node's tag, or "w<tag>:alive|dead"), "cb:<tag>" when
+(d_k describes slot k: "-", a node's tag, "w<tag>:alive|dead", or a container's
+kind and length: "L<n>", "D<n>", "T<n>", "S<n>"), "cb:<tag>" when
 a weak reference's callback runs, and "collect:<n>" for the result of a collection.
 
 Ops (as tuples; the script form is the same words separated by spaces):
@@ -24,6 +26,38 @@ Ops (as tuples; the script form is the same words separated by spaces):
     ('zclear',)              release Zlist, last item first
     ('collect', g)           log the result of a collection of generations 0..g
     ('freeze',) ('unfreeze',)
+    ('list', i)              R[i] = []
+    ('append', i, j)         if R[i] is a list: R[i].append(R[j])
+    ('lpop', i)              if R[i] is a non-empty list: R[i].pop()
+    ('dict', i)              R[i] = {}
+    ('dset', i, k, j)        if R[i] is a dict and R[j] is not None: R[i][k] = R[j]
+    ('ddel', i, k)           if R[i] is a dict with key k and another: del R[i][k]
+    ('tuple', i, j, k)       if R[j] or R[k] is not None: R[i] = (R[j], R[k])
+    ('set', i)               R[i] = set()
+    ('sadd', i, j)           if R[i] is a set and R[j] is hashable (None, a node, a
+                             tuple of hashable things), and R[j] is None or the set
+                             holds no object yet (see below): R[i].add(R[j])
+    ('sint', i, k)           if R[i] is a set: R[i].add(k) (k < 4) or the constant
+                             (1, 2) (k == 4)
+    ('litem', i, j, k)       if R[j] is a list or tuple longer than k, or a dict with
+                             key k: R[i] = R[j][k]
+Keys k are small ints (0..3).
+
+The container ops are restricted so that CPython's lazy untracking and its
+address-dependent set order cannot make the two sides differ:
+  * every tuple a program builds holds a GC object (a root is None or a GC object,
+    and (None, None) is never built), so CPython never untracks it; the one tuple
+    of ints, the constant (1, 2), is untracked in CPython from the prologue's
+    collection on, and the driver untracks its copies;
+  * a dict only ever holds GC objects as values (under int keys), and never loses
+    its last entry, so CPython tracks it from its first entry on and never
+    untracks it; an empty dict is untracked in CPython, and the driver untracks a
+    new dict and tracks it at its first entry, as CPython's MAINTAIN_TRACKING does;
+  * a set holds at most one object (a node, or a tuple holding one), besides None,
+    small ints and (1, 2), which are not tracked: CPython orders a set by hash, and
+    a node's hash is its address, so with two objects the order in which the set
+    visits or releases them (and so the order of finalizers) would differ.
+Lists are always tracked on both sides.
 
 Every op is a no-op when its condition fails, so any subsequence of a program is a
 program: run_diff.py relies on that to shrink failing programs.
@@ -46,7 +80,11 @@ EPILOGUE = ([('drop', i) for i in range(K)]
 WEIGHTS = {
     'new': 18, 'weak': 10, 'link': 30, 'unlink': 3, 'load': 8, 'deref': 4,
     'drop': 14, 'zclear': 3, 'collect': 8, 'freeze': 1, 'unfreeze': 1,
+    'list': 5, 'append': 10, 'lpop': 2, 'dict': 4, 'dset': 8, 'ddel': 2,
+    'tuple': 5, 'set': 3, 'sadd': 4, 'sint': 2, 'litem': 6,
 }
+NKEYS = 4  # keys and indexes k of the container ops: 0..NKEYS-1
+CONTAINERS = ('list', 'dict', 'tuple', 'set')
 
 
 def generate(seed, nops):
@@ -58,7 +96,7 @@ def generate(seed, nops):
     rng = random.Random(seed)
     names = list(WEIGHTS)
     weights = [WEIGHTS[n] for n in names]
-    held = [None] * K  # 'node', 'weak', '?' (loaded: any) or None, per root
+    held = [None] * K  # 'node', 'weak', a container kind, '?' (any) or None, per root
     tag = 0
     ops = []
 
@@ -81,7 +119,8 @@ def generate(seed, nops):
             if held[op[2]] in ('node', '?'):
                 held[op[1]] = 'weak'
         elif name == 'link':
-            op = ('link', slot('node', '?'), rng.randrange(3), slot('node', 'weak', '?'))
+            op = ('link', slot('node', '?'), rng.randrange(3),
+                  slot('node', 'weak', '?', *CONTAINERS))
         elif name == 'unlink':
             op = ('unlink', slot('node', '?'), rng.randrange(3))
         elif name == 'load':
@@ -93,8 +132,34 @@ def generate(seed, nops):
             if held[op[2]] in ('weak', '?'):
                 held[op[1]] = '?'
         elif name == 'drop':
-            op = ('drop', slot('node', 'weak', '?'))
+            op = ('drop', slot('node', 'weak', '?', *CONTAINERS))
             held[op[1]] = None
+        elif name in ('list', 'dict', 'set'):
+            op = (name, rng.randrange(K))
+            held[op[1]] = name
+        elif name == 'append':
+            op = ('append', slot('list'), slot('node', 'weak', '?', *CONTAINERS))
+        elif name == 'lpop':
+            op = ('lpop', slot('list'))
+        elif name == 'dset':
+            op = ('dset', slot('dict'), rng.randrange(NKEYS),
+                  slot('node', 'weak', '?', *CONTAINERS))
+        elif name == 'ddel':
+            op = ('ddel', slot('dict'), rng.randrange(NKEYS))
+        elif name == 'tuple':
+            op = ('tuple', rng.randrange(K), slot('node', 'weak', '?', *CONTAINERS),
+                  slot('node', 'weak', '?', *CONTAINERS))
+            if held[op[2]] is not None or held[op[3]] is not None:
+                held[op[1]] = 'tuple'
+        elif name == 'sadd':
+            op = ('sadd', slot('set'), slot('node', 'tuple', '?'))
+        elif name == 'sint':
+            op = ('sint', slot('set'), rng.randrange(NKEYS + 1))
+        elif name == 'litem':
+            op = ('litem', rng.randrange(K), slot('list', 'dict', 'tuple'),
+                  rng.randrange(NKEYS))
+            if held[op[2]] in ('list', 'dict', 'tuple', '?'):
+                held[op[1]] = '?'
         elif name == 'collect':
             op = ('collect', rng.randrange(3))
         else:
@@ -145,7 +210,24 @@ def d(x):
         return '-'
     if isinstance(x, WRef):
         return 'w%d:%s' % (x.tag, 'dead' if x() is None else 'alive')
+    if type(x) in KINDS:
+        return '%s%d' % (KINDS[type(x)], len(x))
     return str(x.tag)
+
+
+KINDS = {{list: 'L', dict: 'D', tuple: 'T', set: 'S'}}
+
+
+def hashable(x):
+    """What a set may take: None, nodes and tuples of hashable things."""
+    return x is None or isnode(x) or (type(x) is tuple and all(map(hashable, x)))
+
+
+def isobj(x):
+    """Whether set item x is an object (a node or a tuple holding a GC object),
+    as opposed to None, an int or the constant (1, 2)."""
+    return isnode(x) or (type(x) is tuple
+                         and any(y is not None and type(y) is not int for y in x))
 
 
 def cb(w):
@@ -206,6 +288,36 @@ def _py_statement(op):
         return "log.append('collect:%%d' %% gc.collect(%d))" % a[0]
     if name in ('freeze', 'unfreeze'):
         return 'gc.%s()' % name
+    if name == 'list':
+        return 'R[%d] = []' % a[0]
+    if name == 'dict':
+        return 'R[%d] = {}' % a[0]
+    if name == 'set':
+        return 'R[%d] = set()' % a[0]
+    if name == 'append':
+        return 'if type(R[%d]) is list: R[%d].append(R[%d])' % (a[0], a[0], a[1])
+    if name == 'lpop':
+        return 'if type(R[%d]) is list and R[%d]: R[%d].pop()' % (a[0], a[0], a[0])
+    if name == 'dset':
+        return 'if type(R[%d]) is dict and R[%d] is not None: R[%d][%d] = R[%d]' % (
+            a[0], a[2], a[0], a[1], a[2])
+    if name == 'ddel':
+        return 'if type(R[%d]) is dict and %d in R[%d] and len(R[%d]) > 1: del R[%d][%d]' % (
+            a[0], a[1], a[0], a[0], a[0], a[1])
+    if name == 'tuple':
+        return 'if R[%d] is not None or R[%d] is not None: R[%d] = (R[%d], R[%d])' % (
+            a[1], a[2], a[0], a[1], a[2])
+    if name == 'sadd':
+        return ('if type(R[%d]) is set and hashable(R[%d]) and '
+                '(R[%d] is None or not any(map(isobj, R[%d]))): R[%d].add(R[%d])' % (
+                    a[0], a[1], a[1], a[0], a[0], a[1]))
+    if name == 'sint':
+        return 'if type(R[%d]) is set: R[%d].add(%s)' % (
+            a[0], a[0], '(1, 2)' if a[1] == NKEYS else a[1])
+    if name == 'litem':
+        return ('if (type(R[%d]) in (list, tuple) and %d < len(R[%d])) '
+                'or (type(R[%d]) is dict and %d in R[%d]): R[%d] = R[%d][%d]' % (
+                    a[1], a[2], a[1], a[1], a[2], a[1], a[0], a[1], a[2]))
     raise ValueError('unknown op %r' % (op,))
 
 
