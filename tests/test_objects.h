@@ -347,4 +347,19 @@ static inline size_t seen_count(const seen_set *s, const void *o)
     return c;
 }
 
+/* cmocka setup and teardown for tests that share one hosted runtime in *state,
+ * with the per-object counters reset. */
+static inline int setup_rt(void **state)
+{
+    to_reset();
+    *state = open_hosted(NULL, 0);
+    return *state != NULL ? 0 : -1;
+}
+
+static inline int teardown_rt(void **state)
+{
+    tally_close(*state);
+    return 0;
+}
+
 #endif /* TALLY_TEST_OBJECTS_H */

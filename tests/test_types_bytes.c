@@ -111,19 +111,6 @@ static size_t bytes_baseline(tally_rt *rt)
     return settled_blocks(rt);
 }
 
-static int setup_rt(void **state)
-{
-    to_reset();
-    *state = open_hosted(NULL, 0);
-    return 0;
-}
-
-static int teardown_rt(void **state)
-{
-    tally_close(*state);
-    return 0;
-}
-
 /* ---- bytes ----------------------------------------------------------------------- */
 
 static void test_bytes_basic(void **state)

@@ -241,19 +241,6 @@ static size_t dict_baseline(tally_rt *rt)
     return settled_blocks(rt);
 }
 
-static int setup_rt(void **state)
-{
-    to_reset();
-    *state = open_hosted(NULL, 0);
-    return 0;
-}
-
-static int teardown_rt(void **state)
-{
-    tally_close(*state);
-    return 0;
-}
-
 /* ---- dicts: basics -------------------------------------------------------------------- */
 
 static void test_dict_basic(void **state)

@@ -160,19 +160,6 @@ static size_t seq_baseline(tally_rt *rt)
     return settled_blocks(rt);
 }
 
-static int setup_rt(void **state)
-{
-    to_reset();
-    *state = open_hosted(NULL, 0);
-    return 0;
-}
-
-static int teardown_rt(void **state)
-{
-    tally_close(*state);
-    return 0;
-}
-
 /* ---- tuples -------------------------------------------------------------------------- */
 
 static void test_tuple_basic(void **state)

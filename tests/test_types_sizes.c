@@ -89,19 +89,6 @@ static size_t settled_bytes(tally_rt *rt)
     return bytes_in_use(rt);
 }
 
-static int setup_rt(void **state)
-{
-    to_reset();
-    *state = open_hosted(NULL, 0);
-    return 0;
-}
-
-static int teardown_rt(void **state)
-{
-    tally_close(*state);
-    return 0;
-}
-
 /* ---- tally_sizeof ------------------------------------------------------------------ */
 
 /* sizeof(o) is its block's usable size plus `owned`, and the block is the class

@@ -81,31 +81,6 @@ static void *as_type(const void *o, const tally_type *t, const char *fn)
 
 /* ---- hashing ------------------------------------------------------------------------ */
 
-/* The 128-bit product folded to 64 bits: each input bit reaches many output bits. */
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    unsigned __int128 p = (unsigned __int128)a * b;
-    return (uint64_t)p ^ (uint64_t)(p >> 64);
-}
-
-/* A 64-bit hash of n bytes, eight at a time, the length mixed in first (so b'a'
- * and b'a\0' differ), then a final avalanche. */
-static uint64_t hash_of(const uint8_t *p, size_t n)
-{
-    const uint64_t k1 = 0xA0761D6478BD642Full, k2 = 0xE7037ED1A0B428DBull;
-    uint64_t h = mix((uint64_t)n ^ k2, k1);
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = mix(h ^ w ^ k2, k1);
-    }
-    uint64_t tail = 0;
-    memcpy(&tail, p, n);
-    h = mix(h ^ tail ^ k1, k2);
-    h ^= h >> 32;
-    h *= k1;
-    return h ^ (h >> 29);
-}
 
 /* ---- the shared repr ------------------------------------------------------------------ */
 
@@ -232,7 +207,7 @@ void *tally_bytes(tally_rt *rt, const void *data, size_t n)
     if (n != 0)
         memcpy(b->data, data, n);
     b->size = n;
-    b->hash = hash_of(b->data, n);
+    b->hash = tallyT_str_hash_bytes((const char *)b->data, n); /* str's hash of the bytes */
     return b;
 }
 
