@@ -80,7 +80,7 @@ EPILOGUE = ([('drop', i) for i in range(K)]
 WEIGHTS = {
     'new': 18, 'weak': 10, 'link': 30, 'unlink': 3, 'load': 8, 'deref': 4,
     'drop': 14, 'zclear': 3, 'collect': 8, 'freeze': 1, 'unfreeze': 1,
-    'list': 5, 'append': 10, 'lpop': 2, 'dict': 4, 'dset': 8, 'ddel': 2,
+    'list': 5, 'append': 10, 'lpop': 2, 'dict': 4, 'dset': 12, 'ddel': 5,
     'tuple': 5, 'set': 3, 'sadd': 4, 'sint': 2, 'litem': 6,
 }
 NKEYS = 4  # keys and indexes k of the container ops: 0..NKEYS-1
