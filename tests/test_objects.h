@@ -21,6 +21,7 @@
 #ifndef TALLY_TEST_OBJECTS_H
 #define TALLY_TEST_OBJECTS_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -360,6 +361,46 @@ static inline int teardown_rt(void **state)
 {
     tally_close(*state);
     return 0;
+}
+
+/* A fault-injection scenario: runs a fixed sequence of calls, counting in *fails
+ * the calls that failed (each checked by the scenario itself). */
+typedef void (*fault_scenario_fn)(tally_rt *rt, unsigned *fails);
+
+/* Fails each allocation of scenario in turn, until a run completes: every run
+ * must fire exactly one injected failure that surfaces as a failed call, and leave
+ * the heap settled at base (blocks in use after release and collection).  The
+ * allocations are counted first with injection armed but out of reach: armed, the
+ * object free stacks are bypassed, so every allocation reaches the heap as in the
+ * faulty runs.  Returns the runs made, which equal that count. */
+static inline unsigned long fail_each_allocation(tally_rt *rt, fault_scenario_fn scenario,
+                                                 size_t base)
+{
+    unsigned fails = 0;
+    unsigned long req0 = tally_fault_requests(rt, TALLY_FAULT_ALLOC);
+    tally_fault_inject(rt, TALLY_FAULT_ALLOC, ULONG_MAX, 0);
+    scenario(rt, &fails);
+    tally_fault_inject(rt, TALLY_FAULT_ALLOC, 0, 0);
+    unsigned long allocs = tally_fault_requests(rt, TALLY_FAULT_ALLOC) - req0;
+    assert_int_equal(fails, 0);
+    assert_settled(rt, base);
+    unsigned long runs = 0;
+    for (unsigned long n = 1;; n++) {
+        unsigned long before = tally_fault_failures(rt, TALLY_FAULT_ALLOC);
+        tally_fault_inject(rt, TALLY_FAULT_ALLOC, n, 0);
+        fails = 0;
+        scenario(rt, &fails);
+        tally_fault_inject(rt, TALLY_FAULT_ALLOC, 0, 0);
+        unsigned long fired = tally_fault_failures(rt, TALLY_FAULT_ALLOC) - before;
+        assert_settled(rt, base);
+        if (fired == 0)
+            break; /* the run completed: no allocation left to fail */
+        assert_int_equal(fired, 1);
+        assert_true(fails >= 1); /* the failed allocation surfaced as a failed call */
+        runs++;
+    }
+    assert_int_equal(runs, allocs); /* each allocation of the scenario failed once */
+    return runs;
 }
 
 #endif /* TALLY_TEST_OBJECTS_H */

@@ -1200,33 +1200,7 @@ static void test_fault_injection(void **state)
     fault_scenario(rt, &fails); /* warm-up: every type registered */
     assert_int_equal(fails, 0);
     size_t base = settled_blocks(rt);
-    /* Counted with injection armed but never firing: like the faulty runs, every
-     * allocation then reaches the heap (the object free stacks are bypassed). */
-    tally_fault_inject(rt, TALLY_FAULT_ALLOC, ULONG_MAX, 0);
-    unsigned long req0 = tally_fault_requests(rt, TALLY_FAULT_ALLOC);
-    fails = 0;
-    fault_scenario(rt, &fails);
-    unsigned long allocs = tally_fault_requests(rt, TALLY_FAULT_ALLOC) - req0;
-    tally_fault_inject(rt, TALLY_FAULT_ALLOC, 0, 0);
-    assert_int_equal(fails, 0);
-    assert_settled(rt, base);
-    unsigned long runs = 0;
-    for (unsigned long n = 1;; n++) {
-        unsigned long before = tally_fault_failures(rt, TALLY_FAULT_ALLOC);
-        tally_fault_inject(rt, TALLY_FAULT_ALLOC, n, 0);
-        fails = 0;
-        fault_scenario(rt, &fails);
-        tally_fault_inject(rt, TALLY_FAULT_ALLOC, 0, 0);
-        unsigned long fired = tally_fault_failures(rt, TALLY_FAULT_ALLOC) - before;
-        assert_settled(rt, base);
-        if (fired == 0)
-            break; /* the run completed: no allocation left to fail */
-        assert_int_equal(fired, 1);
-        assert_true(fails >= 1); /* the failed allocation surfaced as a failed call */
-        runs++;
-    }
-    assert_int_equal(runs, allocs); /* each allocation of the scenario failed once */
-    assert_true(runs > 100);
+    assert_true(fail_each_allocation(rt, fault_scenario, base) > 100);
     tally_clear_error(rt);
 }
 
