@@ -41,6 +41,8 @@ import subprocess
 import sys
 import time
 
+from bench_stats import cpu_model, iqr_percent
+
 ALLOCATORS = ["glibc", "mimalloc", "jemalloc", "tcmalloc", "tally"]
 TESTS = {
     "a": "malloc+free pairs of 32 bytes (ns per pair)",
@@ -88,29 +90,6 @@ def run_one(binary, test, scale, env, timeout):
     except (KeyError, ValueError):
         return None, "unparsable output: " + p.stdout.strip()[:500]
     return rec, None
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def iqr_percent(xs):
-    """Interquartile range of xs as a percentage of the median (robust to the odd
-    outlier a shared VM produces); the full range when there are under 4 runs."""
-    med = statistics.median(xs)
-    if not med or len(xs) < 2:
-        return 0.0
-    if len(xs) < 4:
-        return (max(xs) - min(xs)) / med * 100
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return (q[2] - q[0]) / med * 100
 
 
 def fmt_ratio(x, y):

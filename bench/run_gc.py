@@ -47,6 +47,8 @@ import subprocess
 import sys
 import time
 
+from bench_stats import cpu_model, iqr_percent
+
 SIDES = ["tally", "cpython"]
 TESTS = ["1", "2", "3", "4", "4a", "5", "5n", "6"]
 TARGET = 3.0                               # wanted speedup, cpython time / tally time
@@ -123,28 +125,6 @@ def run_one(binary, test, scale, env, timeout):
         return derive(rec), None
     except (KeyError, ValueError) as e:
         return None, "unparsable output (%s): %s" % (e, p.stdout.strip()[:500])
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def iqr_percent(xs):
-    """Interquartile range as a percentage of the median (full range under 4 runs)."""
-    med = statistics.median(xs)
-    if not med or len(xs) < 2:
-        return 0.0
-    if len(xs) < 4:
-        return (max(xs) - min(xs)) / med * 100
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return (q[2] - q[0]) / med * 100
 
 
 def count_words(n):

@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 
+from bench_stats import iqr_percent
+
 TESTS = [
     ("append", "list append of small ints", "PyList_Append"),
     ("dictset", "dict insert, distinct str keys", "PyDict_SetItem"),
@@ -35,11 +37,6 @@ def run(binary, test, n, cpu):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     fields = dict(kv.split("=", 1) for kv in out.split())
     return float(fields["ns_per_op"]), fields["check"]
-
-
-def spread(values):
-    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-    return 100.0 * (q[2] - q[0]) / statistics.median(values)
 
 
 def main():
@@ -77,7 +74,7 @@ def main():
         t, c = (statistics.median(results[test][s]) for s in ("tally", "cpython"))
         ratio = c / t
         row = [f"{test}: {what}", call, f"{t:.1f}", f"{c:.1f}", f"{ratio:.2f}",
-               f"{spread(results[test]['tally']):.0f}/{spread(results[test]['cpython']):.0f}",
+               f"{iqr_percent(results[test]['tally']):.0f}/{iqr_percent(results[test]['cpython']):.0f}",
                "met" if ratio >= TARGET else "MISSED"]
         print(("| " + " | ".join(row) + " |") if args.markdown else sep.join(row))
 
