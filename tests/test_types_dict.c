@@ -435,6 +435,75 @@ static void test_dict_str_keys(void **state)
     assert_settled(rt, base);
 }
 
+/* A dict keyed only by strs stores two-word entries (the hash is the str's); the
+ * first non-str key converts it to three-word entries, keeping every entry and
+ * the order; a set stores two-word entries too. */
+static void test_dict_layouts(void **state)
+{
+    tally_rt *rt = *state;
+    size_t base = dict_baseline(rt);
+    void *ds = tally_dict(rt), *di = tally_dict(rt), *st = tally_set(rt);
+    for (int i = 0; i < 5; i++) { /* 5 entries: the smallest table (8 slots) */
+        char buf[16];
+        snprintf(buf, sizeof buf, "k%d", i);
+        void *v = mkint(rt, i);
+        assert_int_equal(tally_dict_set_c(ds, buf, v), 0);
+        assert_int_equal(tally_dict_set(di, v, v), 0);
+        assert_int_equal(tally_set_add(st, v), 1);
+        tally_decref(v);
+    }
+    /* Entries of 5 x 16 bytes against 5 x 24 (both exact 16-byte classes). */
+    assert_int_equal(tally_sizeof(di) - tally_sizeof(ds), 128 - 80);
+    assert_int_equal(tally_sizeof(st), tally_sizeof(ds));
+
+    enum { N = 3000 };
+    for (int i = 5; i < N; i++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "k%d", i);
+        void *v = mkint(rt, i);
+        assert_int_equal(tally_dict_set_c(ds, buf, v), 0);
+        tally_decref(v);
+        if (i % 3 == 0) {
+            snprintf(buf, sizeof buf, "k%d", i - 1);
+            void *k = mkstr(rt, buf);
+            assert_int_equal(tally_dict_delete(ds, k), 1);
+            tally_decref(k);
+        }
+    }
+    size_t before = tally_sizeof(ds), n = tally_dict_size(ds);
+    void *ik = mkint(rt, -7), *iv = mkint(rt, 77);
+    assert_int_equal(tally_dict_set(ds, ik, iv), 0); /* converts */
+    assert_int_equal(tally_dict_size(ds), n + 1);
+    assert_true(tally_sizeof(ds) > before);
+    assert_ptr_equal(tally_dict_get(ds, ik), iv);
+    int want = 0;
+    for (size_t i = 0; i < n; i++, want++) {
+        if (want % 3 == 2 && want + 1 < N && want >= 5)
+            want++; /* deleted */
+        void *k, *v;
+        assert_int_equal(tally_dict_item(ds, i, &k, &v), 0);
+        assert_int_equal(tally_int_value(v), want);
+        char buf[16];
+        snprintf(buf, sizeof buf, "k%d", want);
+        assert_ptr_equal(tally_dict_get_c(ds, buf), v);
+    }
+    void *k, *v;
+    assert_int_equal(tally_dict_item(ds, n, &k, &v), 0);
+    assert_ptr_equal(k, ik);
+    /* Emptied, the dict takes the layout of its next first key again. */
+    tally_dict_clear(ds);
+    void *sk = mkstr(rt, "again");
+    assert_int_equal(tally_dict_set(ds, sk, iv), 0);
+    assert_int_equal(tally_sizeof(ds), tally_sizeof(st)); /* two-word entries again */
+    tally_decref(sk);
+    tally_decref(ik);
+    tally_decref(iv);
+    tally_decref(ds);
+    tally_decref(di);
+    tally_decref(st);
+    assert_settled(rt, base);
+}
+
 static void test_dict_equal_keys(void **state)
 {
     tally_rt *rt = *state;
@@ -1179,6 +1248,27 @@ static void fault_other_part(tally_rt *rt, unsigned *fails, void *d)
     }
 }
 
+/* A str-keyed dict converted by an int key: the conversion allocates. */
+static void fault_layout_part(tally_rt *rt, unsigned *fails, void *d)
+{
+    static snap sn;
+    void *ds = MADE(tally_dict(rt), d);
+    if (ds == NULL)
+        return;
+    for (int i = 0; i < 4; i++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "t%d", i);
+        STEP(ds, tally_dict_set_c(ds, buf, d));
+    }
+    void *k = tally_int(rt, 1234);
+    if (k == NULL)
+        failed(rt, fails);
+    else
+        STEP(ds, tally_dict_set(ds, k, d));
+    tally_xdecref(k);
+    tally_decref(ds);
+}
+
 static void fault_scenario(tally_rt *rt, unsigned *fails)
 {
     void *d = tally_dict(rt);
@@ -1188,6 +1278,7 @@ static void fault_scenario(tally_rt *rt, unsigned *fails)
     }
     fault_dict_part(rt, fails, d);
     fault_other_part(rt, fails, d);
+    fault_layout_part(rt, fails, d);
     tally_dict_clear(d); /* d holds itself */
     tally_decref(d);
 }
@@ -1211,6 +1302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dict_basic, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_many_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_str_keys, setup_rt, teardown_rt),
+        cmocka_unit_test_setup_teardown(test_dict_layouts, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_equal_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_unhashable, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_c_strings, setup_rt, teardown_rt),

@@ -2,7 +2,9 @@
  * hashtable.h), the built-in dict on top of it, and the weak-value map.
  *
  * The table is CPython 3.6's compact layout.  Entries {hash, key, value} are
- * appended to a dense array in insertion order; an index of 2^log2 slots holds,
+ * appended to a dense array in insertion order (a dict keyed only by strs stores
+ * {key, value} and reads the hash from the str; a set stores {hash, key}: see
+ * hashtable.h); an index of 2^log2 slots holds,
  * for each occupied position of the open-addressing probe sequence, the number of
  * an entry (or EMPTY, or DUMMY where an entry was deleted):
  *
@@ -133,9 +135,10 @@ static size_t free_slot(const uint8_t *index, unsigned log2, uint64_t hash)
 
 /* Compares the key of entry e with key (equal hashes): 1, 0, -1 (error), or
  * IX_CHANGED if the comparison (user code) changed the table. */
-static int keys_equal(tallyT_table *t, const tallyT_entry *e, void *key)
+static int keys_equal(tallyT_table *t, void *k, void *key)
 {
-    void *k = e->key;
+    if (tallyT_is_str(k) && tallyT_is_str(key)) /* no user code: compare the text */
+        return tallyT_str_same(k, key);
     uint64_t version = t->version;
     tally_incref(k); /* eq may delete the entry: k must outlive the call */
     int r = tally_eq(k, key);
@@ -159,11 +162,12 @@ restart:
             return IX_EMPTY;
         if (ix == IX_DUMMY)
             continue;
-        const tallyT_entry *e = &t->entries[ix];
-        if (e->key != key) {
-            if (e->hash != hash)
+        const tallyT_word *e = tallyT_entry(t, ix);
+        void *k = tallyT_entry_key(t, e);
+        if (k != key) {
+            if (tallyT_entry_hash(t, e) != hash)
                 continue;
-            int r = keys_equal(t, e, key);
+            int r = keys_equal(t, k, key);
             if (r == IX_CHANGED)
                 goto restart;
             if (r < 0)
@@ -192,26 +196,70 @@ static unsigned log2_for(size_t used)
     return log2;
 }
 
-/* Copies the live entries of t into the new arrays, in order, and indexes them. */
-static size_t rebuild_into(const tallyT_table *t, uint8_t *index, tallyT_entry *entries,
-                           unsigned log2)
+/* Writes entry {hash, key, value} in the given layout. */
+static void entry_put(tallyT_word *e, int layout, uint64_t hash, void *key, void *value)
 {
-    size_t n = 0;
+    switch (layout) {
+    case TALLYT_LAYOUT_STR:
+        e[0].p = key;
+        e[1].p = value;
+        break;
+    case TALLYT_LAYOUT_SET:
+        e[0].h = hash;
+        e[1].p = key;
+        break;
+    default:
+        e[0].h = hash;
+        e[1].p = key;
+        e[2].p = value;
+        break;
+    }
+}
+
+/* Copies the live entries of t into the new arrays (in `layout`), in order, and
+ * indexes them. */
+static size_t rebuild_into(const tallyT_table *t, uint8_t *index, tallyT_word *entries,
+                           unsigned log2, int layout)
+{
+    tallyT_table to = {.layout = (uint8_t)layout};
+    size_t width = tallyT_width(&to), n = 0;
     for (size_t i = 0; i < t->nentries; i++) {
-        const tallyT_entry *e = &t->entries[i];
-        if (e->key == NULL)
+        const tallyT_word *e = tallyT_entry(t, i);
+        void *key = tallyT_entry_key(t, e);
+        if (key == NULL)
             continue;
-        entries[n] = *e;
-        ix_set(index, log2, free_slot(index, log2, e->hash), (int64_t)n);
+        uint64_t hash = tallyT_entry_hash(t, e);
+        entry_put(entries + n * width, layout, hash, key, tallyT_entry_value(t, e));
+        ix_set(index, log2, free_slot(index, log2, hash), (int64_t)n);
         n++;
     }
     return n;
 }
 
-/* Rebuilds the table with room for more entries than it has live: 0, or -1 with
- * the error set and the table unchanged.  The allocations may run user code that
- * changes the table: then the new arrays are dropped and the size measured again. */
-static int table_grow(void *owner)
+/* The layout the table needs to store key (value NULL: a set): its own, or the
+ * first one, or MIXED for a non-str key in a STR table. */
+static int layout_for(const tallyT_table *t, void *key, void *value)
+{
+    if (t->layout == TALLYT_LAYOUT_NONE) {
+        if (value == NULL)
+            return TALLYT_LAYOUT_SET;
+        return tallyT_is_str(key) ? TALLYT_LAYOUT_STR : TALLYT_LAYOUT_MIXED;
+    }
+    if (t->layout == TALLYT_LAYOUT_STR && !tallyT_is_str(key))
+        return TALLYT_LAYOUT_MIXED;
+    return t->layout;
+}
+
+static size_t usable_now(const tallyT_table *t)
+{
+    return t->index != NULL ? usable_of(t->log2) : 0;
+}
+
+/* Rebuilds the table in `layout` with room for more entries than it has live: 0,
+ * or -1 with the error set and the table unchanged.  The allocations may run user
+ * code that changes the table: then the new arrays are dropped and the size
+ * measured again. */
+static int table_grow(void *owner, int layout)
 {
     tallyT_table *t = table_of(owner);
     tally_rt *rt = rt_of(owner);
@@ -224,11 +272,12 @@ static int table_grow(void *owner)
             return -1;
         }
         size_t index_bytes = ((size_t)1 << log2) * slot_width(log2);
-        size_t usable = usable_of(log2);
+        tallyT_table to = {.layout = (uint8_t)layout};
+        size_t entry_bytes = usable_of(log2) * tallyT_width(&to) * sizeof(tallyT_word);
         uint8_t *index = tally_malloc(rt, index_bytes);
         if (index == NULL)
             return -1;
-        tallyT_entry *entries = tally_malloc(rt, usable * sizeof *entries);
+        tallyT_word *entries = tally_malloc(rt, entry_bytes);
         if (entries == NULL) {
             tally_free(rt, index);
             return -1;
@@ -239,13 +288,13 @@ static int table_grow(void *owner)
             continue;
         }
         memset(index, 0xFF, index_bytes); /* -1, EMPTY, at every width */
-        size_t n = rebuild_into(t, index, entries, log2);
+        size_t n = rebuild_into(t, index, entries, log2, layout);
         uint8_t *old_index = t->index;
-        tallyT_entry *old_entries = t->entries;
+        tallyT_word *old_entries = t->entries;
         t->index = index;
         t->entries = entries;
-        t->log2 = log2;
-        t->usable = usable;
+        t->log2 = (uint8_t)log2;
+        t->layout = (uint8_t)layout;
         t->nentries = n;
         t->version++;
         if (old_index != NULL) {
@@ -260,7 +309,7 @@ static int table_grow(void *owner)
 static void append_entry(tallyT_table *t, void *key, uint64_t hash, void *value)
 {
     size_t n = t->nentries;
-    t->entries[n] = (tallyT_entry){hash, key, value};
+    entry_put(tallyT_entry(t, n), t->layout, hash, key, value);
     ix_set(t->index, t->log2, free_slot(t->index, t->log2, hash), (int64_t)n);
     t->nentries = n + 1;
     t->used++;
@@ -283,7 +332,7 @@ int tallyT_table_lookup(void *owner, void *key, uint64_t hash, void **value)
     tallyT_table *t = table_of(owner);
     size_t slot;
     int64_t ix = find(t, key, hash, &slot);
-    *value = ix >= 0 ? t->entries[ix].value : NULL;
+    *value = ix >= 0 ? tallyT_entry_value(t, tallyT_entry(t, (size_t)ix)) : NULL;
     return ix >= 0 ? 1 : ix == IX_EMPTY ? 0 : -1;
 }
 
@@ -291,8 +340,10 @@ int tallyT_table_lookup(void *owner, void *key, uint64_t hash, void **value)
  * the key reference the caller held; the old value goes last. */
 static void replace_value(tallyT_table *t, int64_t ix, void *key, void *value)
 {
-    void *old = t->entries[ix].value;
-    t->entries[ix].value = value;
+    tallyT_word *e = tallyT_entry(t, (size_t)ix);
+    size_t vo = t->layout == TALLYT_LAYOUT_STR ? 1 : 2; /* sets never replace */
+    void *old = e[vo].p;
+    e[vo].p = value;
     tally_decref(key);
     tally_xdecref(old);
 }
@@ -309,12 +360,13 @@ int tallyT_table_insert(void *owner, void *key, uint64_t hash, void *value, bool
         if (ix != IX_EMPTY)
             break;
         for (;;) {
-            if (t->nentries < t->usable) { /* and key still absent: see below */
+            int layout = layout_for(t, key, value);
+            if (t->nentries < usable_now(t) && layout == t->layout) { /* key still absent */
                 append_entry(t, key, hash, value);
                 return 1;
             }
             uint64_t version = t->version;
-            if (table_grow(owner) != 0) {
+            if (table_grow(owner, layout) != 0) {
                 ix = IX_ERROR;
                 break;
             }
@@ -342,11 +394,11 @@ int tallyT_table_remove(void *owner, void *key, uint64_t hash, void *only_if, vo
     int64_t ix = find(t, key, hash, &slot);
     if (ix < 0)
         return ix == IX_EMPTY ? 0 : -1;
-    tallyT_entry *e = &t->entries[ix];
-    if (only_if != NULL && e->value != only_if)
+    tallyT_word *e = tallyT_entry(t, (size_t)ix);
+    void *k = tallyT_entry_key(t, e), *v = tallyT_entry_value(t, e);
+    if (only_if != NULL && v != only_if)
         return 0;
-    void *k = e->key, *v = e->value;
-    e->key = e->value = NULL;
+    entry_put(e, t->layout, 0, NULL, NULL);
     ix_set(t->index, t->log2, slot, IX_DUMMY);
     t->used--;
     t->version++;
@@ -361,23 +413,22 @@ int tallyT_table_remove(void *owner, void *key, uint64_t hash, void *only_if, vo
 void tallyT_table_clear(void *owner)
 {
     tallyT_table *t = table_of(owner);
-    uint8_t *index = t->index;
-    tallyT_entry *entries = t->entries;
-    size_t n = t->nentries;
+    tallyT_table old = *t;
     /* Detached first: the finalizers the releases run find an empty, valid table
      * (which they may fill again). */
     t->index = NULL;
     t->entries = NULL;
-    t->nentries = t->used = t->usable = 0;
-    t->log2 = 0;
+    t->nentries = t->used = 0;
+    t->log2 = t->layout = 0;
     t->version++;
-    for (size_t i = 0; i < n; i++) {
-        tally_xdecref(entries[i].key);
-        tally_xdecref(entries[i].value);
+    for (size_t i = 0; i < old.nentries; i++) {
+        const tallyT_word *e = tallyT_entry(&old, i);
+        tally_xdecref(tallyT_entry_key(&old, e));
+        tally_xdecref(tallyT_entry_value(&old, e));
     }
-    if (index != NULL) {
-        tally_free(rt_of(owner), index);
-        tally_free(rt_of(owner), entries);
+    if (old.index != NULL) {
+        tally_free(rt_of(owner), old.index);
+        tally_free(rt_of(owner), old.entries);
     }
 }
 
@@ -395,11 +446,12 @@ void tallyT_table_traverse(void *owner, tally_visit_fn visit, void *arg)
 {
     const tallyT_table *t = table_of(owner);
     for (size_t i = 0; i < t->nentries; i++) {
-        const tallyT_entry *e = &t->entries[i];
-        if (e->key != NULL)
-            visit(e->key, arg);
-        if (e->value != NULL)
-            visit(e->value, arg);
+        const tallyT_word *e = tallyT_entry(t, i);
+        void *k = tallyT_entry_key(t, e), *v = tallyT_entry_value(t, e);
+        if (k != NULL)
+            visit(k, arg);
+        if (v != NULL)
+            visit(v, arg);
     }
 }
 
@@ -425,20 +477,21 @@ int tallyT_table_item(const void *owner, size_t i, void **key, void **value)
             pos = t->walk_pos;
             k = t->walk_i;
         } else {
-            for (pos = 0; t->entries[pos].key == NULL; pos++)
+            for (pos = 0; tallyT_entry_key(t, tallyT_entry(t, pos)) == NULL; pos++)
                 ;
             k = 0;
         }
         while (k < i)
-            if (t->entries[++pos].key != NULL)
+            if (tallyT_entry_key(t, tallyT_entry(t, ++pos)) != NULL)
                 k++;
         t->walk_i = i;
         t->walk_pos = pos;
         t->walk_version = t->version;
     }
-    *key = t->entries[pos].key;
+    const tallyT_word *e = tallyT_entry(t, pos);
+    *key = tallyT_entry_key(t, e);
     if (value != NULL)
-        *value = t->entries[pos].value;
+        *value = tallyT_entry_value(t, e);
     return 0;
 }
 
@@ -450,13 +503,14 @@ int tallyT_table_eq(void *a, void *b, bool values)
     if (ta->used != tb->used)
         return 0;
     for (size_t i = 0; i < ta->nentries; i++) {
-        const tallyT_entry *e = &ta->entries[i];
-        if (e->key == NULL)
+        const tallyT_word *e = tallyT_entry(ta, i);
+        void *k = tallyT_entry_key(ta, e), *v = tallyT_entry_value(ta, e), *other;
+        if (k == NULL)
             continue;
-        void *k = e->key, *v = e->value, *other;
+        uint64_t hash = tallyT_entry_hash(ta, e);
         tally_incref(k);
         tally_xincref(v);
-        int r = tallyT_table_lookup(b, k, e->hash, &other);
+        int r = tallyT_table_lookup(b, k, hash, &other);
         if (r == 1 && values) {
             tally_xincref(other);
             r = tally_eq(v, other);
@@ -516,14 +570,14 @@ static int changed_size(table_iter *it)
 
 /* The item of entry e as the iterator hands it out: a new reference, or NULL
  * (error set) when the (key, value) tuple cannot be made. */
-static void *iter_item(table_iter *it, const tallyT_entry *e)
+static void *iter_item(table_iter *it, const tallyT_table *t, const tallyT_word *e)
 {
+    void *k = tallyT_entry_key(t, e), *v = tallyT_entry_value(t, e);
     if (it->kind == TALLYT_KEYS || it->kind == TALLYT_VALUES) {
-        void *o = it->kind == TALLYT_KEYS ? e->key : e->value;
+        void *o = it->kind == TALLYT_KEYS ? k : v;
         tally_incref(o);
         return o;
     }
-    void *k = e->key, *v = e->value;
     tally_incref(k); /* the allocation may run user code that deletes the entry */
     tally_incref(v);
     void *pair = tally_tuple_of(rt_of(it), 2, k, v);
@@ -545,13 +599,13 @@ static int table_iter_next(void *self, void **out)
     const tallyT_table *t = table_of(it->owner);
     if (t->used != it->used)
         return changed_size(it);
-    while (it->pos < t->nentries && t->entries[it->pos].key == NULL)
+    while (it->pos < t->nentries && tallyT_entry_key(t, tallyT_entry(t, it->pos)) == NULL)
         it->pos++;
     if (it->pos >= t->nentries) {
         table_iter_clear(it); /* exhausted: let go of the owner early */
         return 0;
     }
-    void *item = iter_item(it, &t->entries[it->pos]);
+    void *item = iter_item(it, t, tallyT_entry(t, it->pos));
     if (item == NULL)
         return -1; /* the position stays: the same entry again next time */
     it->pos++;
@@ -620,9 +674,8 @@ static int dict_eq(void *self, void *other)
 }
 
 /* Appends "k: v" for entry e, holding both (a user repr may change the dict). */
-static int repr_entry(tally_strbuf *out, const tallyT_entry *e)
+static int repr_entry(tally_strbuf *out, void *k, void *v)
 {
-    void *k = e->key, *v = e->value;
     tally_incref(k);
     tally_incref(v);
     int rc = tally_strbuf_append_repr(out, k);
@@ -645,14 +698,15 @@ static int dict_repr(void *self, tally_strbuf *out)
     int rc = tally_strbuf_append(out, "{", 1);
     bool first = true;
     for (size_t i = 0; rc == 0 && i < d->t.nentries; i++) {
-        const tallyT_entry *e = &d->t.entries[i];
-        if (e->key == NULL)
+        const tallyT_word *e = tallyT_entry(&d->t, i);
+        void *k = tallyT_entry_key(&d->t, e);
+        if (k == NULL)
             continue;
         if (!first)
             rc = tally_strbuf_append(out, ", ", 2);
         first = false;
         if (rc == 0)
-            rc = repr_entry(out, e);
+            rc = repr_entry(out, k, tallyT_entry_value(&d->t, e));
     }
     if (rc == 0)
         rc = tally_strbuf_append(out, "}", 1);
@@ -743,7 +797,7 @@ void *tally_dict_get(const void *d, void *key)
 /* The entry whose key is a str of exactly these bytes, or NULL: a probe with the
  * hash a str of them would have, comparing bytes (no user code runs, nothing is
  * allocated). */
-static const tallyT_entry *find_c(const tallyT_table *t, const char *key, size_t n)
+static const tallyT_word *find_c(const tallyT_table *t, const char *key, size_t n)
 {
     if (t->index == NULL)
         return NULL;
@@ -752,8 +806,11 @@ static const tallyT_entry *find_c(const tallyT_table *t, const char *key, size_t
         int64_t ix = ix_get(t->index, t->log2, p.i);
         if (ix == IX_EMPTY)
             return NULL;
-        const tallyT_entry *e = &t->entries[ix];
-        if (ix != IX_DUMMY && e->hash == hash && tallyT_str_is_bytes(e->key, hash, key, n))
+        if (ix == IX_DUMMY)
+            continue;
+        const tallyT_word *e = tallyT_entry(t, (size_t)ix);
+        if (tallyT_entry_hash(t, e) == hash &&
+            tallyT_str_is_bytes(tallyT_entry_key(t, e), hash, key, n))
             return e;
     }
 }
@@ -762,12 +819,13 @@ void *tally_dict_get_c(const void *d, const char *key)
 {
     if (as_dict(d, "tally_dict_get_c") == NULL)
         return NULL;
-    const tallyT_entry *e = find_c(table_of((void *)d), key, strlen(key));
+    const tallyT_table *t = table_of(d);
+    const tallyT_word *e = find_c(t, key, strlen(key));
     if (e == NULL) {
         tally_clear_error(rt_of(d)); /* absent: no error, as the other lookups */
         return NULL;
     }
-    return e->value;
+    return tallyT_entry_value(t, e);
 }
 
 int tally_dict_set_c(void *d, const char *key, void *value)

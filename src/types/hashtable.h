@@ -7,7 +7,9 @@
  *     index:   [ -1 | 2 | -1 | 0 | -2 | 1 | -1 | -1 ]   -1 empty, -2 dummy
  *     entries: [ {h0,k0,v0} {NULL} {h2,k2,v2} ... ]      NULL key: deleted
  *
- * A set uses the same table with every value NULL.  The table is the first
+ * Entries have one of three layouts (below): a dict keyed only by strs leaves
+ * the hash out (the str caches it), as CPython 3.11's unicode-keyed tables do,
+ * and a set leaves the value out.  The table is the first
  * member of its owner object (struct dict, struct set), so the functions below
  * take the owner and reach the runtime through it.
  *
@@ -20,23 +22,63 @@
 
 #include "types/types.h"
 
-typedef struct tallyT_entry {
-    uint64_t hash;
-    void *key;   /* strong reference; NULL once deleted */
-    void *value; /* strong reference (NULL in a set) */
-} tallyT_entry;
+/* One word of an entry: a key or value reference, or a stored hash. */
+typedef union tallyT_word {
+    void *p;
+    uint64_t h;
+} tallyT_word;
+
+/* Entry layouts, chosen when the first entry is stored and kept while the arrays
+ * exist (a non-str key stored in a STR table converts it to MIXED):
+ *     MIXED  {hash, key, value}  24 bytes  a dict with some non-str key
+ *     STR    {key, value}        16 bytes  a dict whose keys are all exact strs:
+ *                                          the hash is read from the str itself
+ *     SET    {hash, key}         16 bytes  a set (no values) */
+enum { TALLYT_LAYOUT_NONE, TALLYT_LAYOUT_MIXED, TALLYT_LAYOUT_STR, TALLYT_LAYOUT_SET };
 
 typedef struct tallyT_table {
     uint8_t *index;         /* 2^log2 slots, or NULL while nothing was ever stored */
-    tallyT_entry *entries;  /* `usable` entries, [0, nentries) written */
+    tallyT_word *entries;   /* usable entries of tallyT_width() words, [0, nentries) written */
     size_t nentries;        /* entries written, deleted ones included */
     size_t used;            /* live entries */
-    size_t usable;          /* entries the array holds: 2/3 of the index */
     uint64_t version;       /* bumped on every insertion, deletion, resize, clear */
     size_t walk_i, walk_pos; /* tallyT_table_item's cursor, valid for walk_version */
     uint64_t walk_version;
-    unsigned log2;          /* log2 of the index size; 0 while index is NULL */
+    uint8_t log2;           /* log2 of the index size; 0 while index is NULL */
+    uint8_t layout;         /* TALLYT_LAYOUT_*; NONE while index is NULL */
 } tallyT_table;
+
+/* Words per entry. */
+TALLY_INLINE size_t tallyT_width(const tallyT_table *t)
+{
+    return t->layout == TALLYT_LAYOUT_MIXED ? 3 : 2;
+}
+
+/* Entry i's words. */
+TALLY_INLINE tallyT_word *tallyT_entry(const tallyT_table *t, size_t i)
+{
+    return t->entries + i * tallyT_width(t);
+}
+
+/* The key of entry e (NULL once deleted), borrowed. */
+TALLY_INLINE void *tallyT_entry_key(const tallyT_table *t, const tallyT_word *e)
+{
+    return e[t->layout == TALLYT_LAYOUT_STR ? 0 : 1].p;
+}
+
+/* The value of entry e, borrowed (NULL in a set). */
+TALLY_INLINE void *tallyT_entry_value(const tallyT_table *t, const tallyT_word *e)
+{
+    if (t->layout == TALLYT_LAYOUT_SET)
+        return NULL;
+    return e[t->layout == TALLYT_LAYOUT_STR ? 1 : 2].p;
+}
+
+/* The hash of the key of live entry e. */
+TALLY_INLINE uint64_t tallyT_entry_hash(const tallyT_table *t, const tallyT_word *e)
+{
+    return t->layout == TALLYT_LAYOUT_STR ? tallyT_str_hash_of(e[0].p) : e[0].h;
+}
 
 /* What an iterator over a table yields. */
 enum { TALLYT_KEYS, TALLYT_VALUES, TALLYT_ITEMS };

@@ -1,10 +1,10 @@
 /* set.c - the built-in set: a mutable collection of distinct hashable objects.
  *
- * A set is the dict's table (hashtable.h, implemented in dict.c) with every value
- * NULL: the same compact, insertion-ordered layout, so a set iterates in the
+ * A set is the dict's table (hashtable.h, implemented in dict.c) without values
+ * (two-word entries: hash and key): the same compact, insertion-ordered layout, so a set iterates in the
  * order its members were added.
  *
- *     set -> index [ E | 1 | E | 0 | ... ]  entries [ {h,k0,NULL} {h,k1,NULL} ... ]
+ *     set -> index [ E | 1 | E | 0 | ... ]  entries [ {h,k0} {h,k1} ... ]
  *
  * Every re-entrancy rule of the table holds here too (see dict.c): user hash and
  * eq functions and finalizers may change the set in the middle of a call, and a
@@ -81,7 +81,7 @@ static int set_repr(void *self, tally_strbuf *out)
     int rc = tally_strbuf_append(out, "{", 1);
     bool first = true;
     for (size_t i = 0; rc == 0 && i < s->t.nentries; i++) {
-        void *k = s->t.entries[i].key;
+        void *k = tallyT_entry_key(&s->t, tallyT_entry(&s->t, i));
         if (k == NULL)
             continue;
         if (!first)

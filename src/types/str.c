@@ -17,6 +17,7 @@
  */
 #include "types/types.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ typedef struct str_obj {
     size_t nchars;  /* code points */
     char data[];    /* nbytes of UTF-8, then a NUL */
 } str_obj;
+
+/* Tables read a str key's hash as the object's first word (types.h). */
+_Static_assert(offsetof(str_obj, hash) == 0, "a str's hash must be its first word");
 
 /* Text longer than this is refused before anything is read or allocated, so that
  * nbytes + 1 and the object's header can never overflow. */
@@ -461,6 +465,12 @@ static bool same_text(const str_obj *s, uint64_t hash, const char *data, size_t 
 bool tallyT_str_is_bytes(const void *s, uint64_t hash, const char *p, size_t n)
 {
     return tally_is_str(s) && same_text(s, hash, p, n);
+}
+
+bool tallyT_str_same(const void *a, const void *b)
+{
+    const str_obj *sb = b;
+    return a == b || same_text(a, sb->hash, sb->data, sb->nbytes);
 }
 
 /* The slot holding the interned str with this text, or the empty slot where it

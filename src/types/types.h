@@ -9,6 +9,7 @@
 #define TALLY_TYPES_INTERNAL_H
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "base/base.h"
 #include "base/error.h"
@@ -70,6 +71,23 @@ TALLY_INLINE const tally_type *tallyT_type(const void *o)
     uint32_t i = tallyO_info(o) & TALLY_OF_TYPE_MASK;
     return i < TALLY_BT_COUNT ? tallyT_builtin[i] : tally_type_of(o);
 }
+
+/* Is o (not NULL) exactly a str?  One compare of its header. */
+TALLY_INLINE bool tallyT_is_str(const void *o)
+{
+    return (tallyO_info(o) & TALLY_OF_TYPE_MASK) == TALLY_BT_STR;
+}
+
+/* The cached hash of str s: the first word of every str (str.c checks this). */
+TALLY_INLINE uint64_t tallyT_str_hash_of(const void *s)
+{
+    uint64_t h;
+    memcpy(&h, s, sizeof h);
+    return h;
+}
+
+/* Do strs a and b hold the same text?  No user code runs. */
+TALLY_INTERNAL bool tallyT_str_same(const void *a, const void *b);
 
 /* Is o (which may be NULL) of exactly type t? */
 TALLY_INLINE bool tallyT_is(const void *o, const tally_type *t)
