@@ -44,9 +44,12 @@ static struct tally_heap_stats settled(tally_rt *rt)
 
 /* Drains iterator it (releasing it) into out[0..max): the number of ints read.
  * The iteration must end without an error. */
-static size_t drain_ints(tally_rt *rt, void *it, int64_t *out, size_t max)
+static size_t drain_ints(tally_rt *rt, void *src, int64_t *out, size_t max)
 {
+    assert_non_null(src);
+    void *it = tally_iter(src); /* src itself for an iterator; a range is a sequence */
     assert_non_null(it);
+    tally_decref(src);
     size_t n = 0;
     void *item;
     while ((item = tally_next(it)) != NULL) {
@@ -59,6 +62,17 @@ static size_t drain_ints(tally_rt *rt, void *it, int64_t *out, size_t max)
     assert_null(tally_next(it)); /* and it stays ended */
     tally_decref(it);
     return n;
+}
+
+/* An iterator over range(start, stop, step) (a range itself is a sequence). */
+static void *range_it(tally_rt *rt, int64_t start, int64_t stop, int64_t step)
+{
+    void *r = tally_range(rt, start, stop, step);
+    assert_non_null(r);
+    void *it = tally_iter(r);
+    assert_non_null(it);
+    tally_decref(r);
+    return it;
 }
 
 static void expect_ints(tally_rt *rt, void *it, const int64_t *want, size_t nwant)
@@ -273,6 +287,80 @@ static void test_range_empty_and_step_zero(void **state)
     tally_close(rt);
 }
 
+/* A range is a sequence: walked again and again, indexed, compared, hashed. */
+static void test_range_sequence(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_warm();
+    void *r = tally_range(rt, 10, 0, -3);
+    assert_true(tally_is_range(r));
+    assert_null(tally_next(r)); /* not an iterator */
+    assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
+    tally_clear_error(rt);
+    for (int pass = 0; pass < 3; pass++) {
+        tally_incref(r);
+        expect_ints(rt, r, (int64_t[]){10, 7, 4, 1}, 4);
+    }
+    void *it1 = tally_iter(r), *it2 = tally_iter(r);
+    assert_ptr_not_equal(it1, it2); /* independent iterators */
+    void *a = tally_next(it1), *b = tally_next(it1), *c = tally_next(it2);
+    assert_int_equal(tally_int_value(b), 7);
+    assert_int_equal(tally_int_value(c), 10);
+    tally_decref(a);
+    tally_decref(b);
+    tally_decref(c);
+    tally_decref(it1);
+    tally_decref(it2);
+
+    assert_int_equal(tally_range_size(r), 4);
+    int64_t v = 0;
+    assert_int_equal(tally_range_get(r, 0, &v), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(tally_range_get(r, 3, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(tally_range_get(r, -1, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(tally_range_get(r, -4, &v), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(tally_range_get(r, 4, &v), -1);
+    assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
+    assert_int_equal(tally_range_get(r, -5, &v), -1);
+    assert_int_equal(tally_range_get(r, INT64_MIN, &v), -1);
+    tally_clear_error(rt);
+    void *wide = tally_range(rt, INT64_MIN, INT64_MAX, 1);
+    assert_true(tally_range_size(wide) == UINT64_MAX);
+    assert_int_equal(tally_range_get(wide, INT64_MAX, &v), 0);
+    assert_true(v == -1); /* MIN + MAX */
+    assert_int_equal(tally_range_get(wide, -1, &v), 0);
+    assert_true(v == INT64_MAX - 1);
+
+    /* Equal when they produce the same ints; equal ones hash alike. */
+    void *same = tally_range(rt, 10, -1, -3); /* 10 7 4 1 */
+    void *other = tally_range(rt, 10, 0, -2);
+    void *e1 = tally_range(rt, 5, 5, 1), *e2 = tally_range(rt, 9, 0, 4);
+    void *one1 = tally_range(rt, 3, 4, 1), *one2 = tally_range(rt, 3, 0, -7);
+    assert_int_equal(tally_eq(r, same), 1);
+    assert_int_equal(tally_eq(r, other), 0);
+    assert_int_equal(tally_eq(e1, e2), 1);
+    assert_int_equal(tally_eq(one1, one2), 1);
+    void *pairs[][2] = {{r, same}, {e1, e2}, {one1, one2}};
+    for (int i = 0; i < 3; i++) {
+        uint64_t h1, h2;
+        assert_int_equal(tally_hash(pairs[i][0], &h1), 0);
+        assert_int_equal(tally_hash(pairs[i][1], &h2), 0);
+        assert_true(h1 == h2);
+    }
+    void *l = tally_list(rt, 0);
+    assert_int_equal(tally_eq(r, l), 0);
+    void *rs = tally_repr(r), *rs1 = tally_repr(one1);
+    assert_string_equal(tally_str_data(rs), "range(10, 0, -3)");
+    assert_string_equal(tally_str_data(rs1), "range(3, 4)");
+    void *objs[] = {r, wide, same, other, e1, e2, one1, one2, l, rs, rs1};
+    for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++)
+        tally_decref(objs[i]);
+    tally_close(rt);
+}
+
 static void test_range_int64_extremes(void **state)
 {
     (void)state;
@@ -325,7 +413,7 @@ static void test_sources_are_referenced(void **state)
 {
     (void)state;
     tally_rt *rt = open_warm();
-    void *r = tally_range(rt, 0, 3, 1);
+    void *r = range_it(rt, 0, 3, 1);
     void *same = tally_iter(r);
     assert_ptr_equal(same, r);
     assert_int_equal(tally_refcount(r), 2);
@@ -335,7 +423,7 @@ static void test_sources_are_referenced(void **state)
     tally_decref(r); /* m keeps it alive */
     expect_ints(rt, m, (int64_t[]){0, 1, 4}, 3);
     /* NULL arguments are refused with an error, the source left to the caller. */
-    r = tally_range(rt, 0, 1, 1);
+    r = range_it(rt, 0, 1, 1);
     assert_null(tally_map(rt, NULL, NULL, r));
     assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
     assert_int_equal(tally_refcount(r), 1);
@@ -351,8 +439,8 @@ static void test_zip(void **state)
 {
     (void)state;
     tally_rt *rt = open_warm();
-    void *srcs[3] = {tally_range(rt, 0, 3, 1), tally_range(rt, 10, 20, 1),
-                     tally_range(rt, 100, 50, -10)};
+    void *srcs[3] = {range_it(rt, 0, 3, 1), range_it(rt, 10, 20, 1),
+                     range_it(rt, 100, 50, -10)};
     void *z = tally_zip(rt, 2, srcs);
     assert_non_null(z);
     expect_pair(tally_next(z), 0, 10);
@@ -396,7 +484,7 @@ static void test_enumerate(void **state)
 {
     (void)state;
     tally_rt *rt = open_warm();
-    void *e = enum_c(rt, tally_range(rt, 10, 13, 1), 5);
+    void *e = enum_c(rt, range_it(rt, 10, 13, 1), 5);
     expect_pair(tally_next(e), 5, 10);
     expect_pair(tally_next(e), 6, 11);
     expect_pair(tally_next(e), 7, 12);
@@ -404,14 +492,14 @@ static void test_enumerate(void **state)
     assert_int_equal(tally_last_error(rt), TALLY_OK);
     tally_decref(e);
     /* The index cannot pass INT64_MAX: an error, not a wrapped index. */
-    e = enum_c(rt, tally_range(rt, 0, 3, 1), INT64_MAX);
+    e = enum_c(rt, range_it(rt, 0, 3, 1), INT64_MAX);
     expect_pair(tally_next(e), INT64_MAX, 0);
     assert_null(tally_next(e));
     assert_int_equal(tally_last_error(rt), TALLY_EOVERFLOW);
     tally_decref(e);
     /* enumerate(zip(...)) and zip(enumerate(...), map(...)) compose. */
-    void *srcs[2] = {enum_c(rt, tally_range(rt, 0, 4, 1), 0),
-                     map_c(rt, square, NULL, tally_range(rt, 0, 3, 1))};
+    void *srcs[2] = {enum_c(rt, range_it(rt, 0, 4, 1), 0),
+                     map_c(rt, square, NULL, range_it(rt, 0, 3, 1))};
     void *z = tally_zip(rt, 2, srcs);
     for (int64_t i = 0; i < 3; i++) {
         void *t = tally_next(z);
@@ -442,7 +530,7 @@ static void test_list_sources(void **state)
     expect_ints(rt, tally_map(rt, square, NULL, l), (int64_t[]){1, 4, 9, 16}, 4);
     assert_int_equal(tally_list_size(l), 4); /* iterated, not consumed */
     expect_ints(rt, tally_filter(rt, is_odd, NULL, l), (int64_t[]){1, 3}, 2);
-    void *srcs[2] = {l, tally_range(rt, 7, 100, 1)};
+    void *srcs[2] = {l, range_it(rt, 7, 100, 1)};
     void *z = tally_zip(rt, 2, srcs);
     tally_decref(srcs[1]);
     expect_pair(tally_next(z), 1, 7);
@@ -467,7 +555,7 @@ static void test_end_is_not_an_error(void **state)
     tally_rt *rt = open_warm();
     assert_null(tally_range(rt, 0, 1, 0)); /* an earlier error, still recorded */
     assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
-    void *r = tally_range(rt, 0, 1, 1);
+    void *r = range_it(rt, 0, 1, 1);
     void *item;
     assert_int_equal(tally_iter_next(r, &item), 1);
     tally_decref(item);
@@ -786,6 +874,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_range_steps),
         cmocka_unit_test(test_range_empty_and_step_zero),
+        cmocka_unit_test(test_range_sequence),
         cmocka_unit_test(test_range_int64_extremes),
         cmocka_unit_test(test_map_filter_take),
         cmocka_unit_test(test_sources_are_referenced),

@@ -283,13 +283,21 @@ typedef int (*tally_gen_step)(void *state, void **item);
 TALLY_API void *tally_gen_new(tally_rt *rt, tally_gen_step step, void *state);
 
 /* Lazy iterators, each holding its source iterator, producing one item at a time:
- *   range(start, stop, step) as ints;  map(fn, it);  filter(pred, it);
+ *   range(start, stop, step) as ints (a sequence: see below);  map(fn, it);  filter(pred, it);
  *   zip(its...) as tuples;  enumerate(it, start) as (int, item) tuples;
  *   take(it, n): the first n items.
  * fn returns a new reference or NULL (error set); pred returns 1, 0 or -1. */
 typedef void *(*tally_map_fn)(void *item, void *arg);
 typedef int (*tally_pred_fn)(void *item, void *arg);
 TALLY_API void *tally_range(tally_rt *rt, int64_t start, int64_t stop, int64_t step);
+/* A range is an immutable sequence, not an iterator (as in Python): tally_iter
+ * of it makes a new iterator each time, so it can be walked again; it compares
+ * and hashes by the ints it produces.  Its length, and item i (negative i counts
+ * from the end): 0, or -1 (TALLY_EINVAL) out of range. */
+TALLY_API extern const tally_type tally_range_type;
+TALLY_API int tally_is_range(const void *o);
+TALLY_API uint64_t tally_range_size(const void *r);
+TALLY_API int tally_range_get(const void *r, int64_t i, int64_t *out);
 TALLY_API void *tally_map(tally_rt *rt, tally_map_fn fn, void *arg, void *iterable);
 TALLY_API void *tally_filter(tally_rt *rt, tally_pred_fn pred, void *arg, void *iterable);
 TALLY_API void *tally_zip(tally_rt *rt, size_t n, void *const iterables[]);

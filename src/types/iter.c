@@ -1,6 +1,7 @@
 /* iter.c - generators and lazy pipelines: range, map, filter, zip, enumerate, take.
  *
- * Every object here is an iterator (its ops have `next` and no `iter`, so
+ * A range is an immutable, re-iterable sequence (below).  Every other object here
+ * is an iterator (its ops have `next` and no `iter`, so
  * tally_iter returns the object itself) that produces one item per call and keeps
  * no buffer of items: a pipeline of any length runs in constant memory.  Sources
  * are taken with tally_iter at creation, so any iterable (a list, a range, another
@@ -16,6 +17,7 @@
 #include "types/types.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "runtime/runtime.h"
 
@@ -122,17 +124,27 @@ void *tally_gen_new(tally_rt *rt, tally_gen_step step, void *state)
 
 /* ---- range ----------------------------------------------------------------------- */
 
-/* No references: a plain object.  `next` is only advanced while items remain, so
- * it never steps past stop and cannot overflow, whatever the int64 bounds. */
+/* A range is an immutable sequence, as in Python: iterating it makes a fresh
+ * range_iterator each time, so one range can be walked any number of times.
+ * Neither holds references: both are plain objects.  The iterator's `next` is
+ * only advanced while items remain, so it never steps past stop and cannot
+ * overflow, whatever the int64 bounds. */
 typedef struct range {
+    int64_t start;
+    int64_t step;
+    uint64_t len; /* Python's len(range(...)) */
+    int64_t stop; /* as given, for repr */
+} range;
+
+typedef struct range_iter {
     int64_t next;
     int64_t step;
     uint64_t left; /* items still to produce */
-} range;
+} range_iter;
 
-static int range_next(void *self, void **out)
+static int range_iter_next(void *self, void **out)
 {
-    range *r = self;
+    range_iter *r = self;
     if (r->left == 0)
         return 0;
     void *item = tally_int(tally_runtime_of(r), r->next);
@@ -146,10 +158,73 @@ static int range_next(void *self, void **out)
     return 1;
 }
 
-static const tally_type_ops range_ops = {.next = range_next};
+static const tally_type_ops range_iter_ops = {.next = range_iter_next};
 
-static const tally_type range_type = {
+static const tally_type range_iter_type = {
     .name = "range_iterator",
+    .size = sizeof(range_iter),
+    .ops = &range_iter_ops,
+};
+
+static void *range_iter_new(void *self)
+{
+    const range *r = self;
+    range_iter *it = tally_new(tally_runtime_of(self), &range_iter_type);
+    if (it == NULL)
+        return NULL;
+    it->next = r->start;
+    it->step = r->step;
+    it->left = r->len;
+    return it;
+}
+
+/* Two ranges are equal when they produce the same ints (Python's rule): same
+ * length, and the same first item and step where they matter. */
+static int range_eq(void *self, void *other)
+{
+    if (!tally_is_range(other))
+        return 0;
+    const range *a = self, *b = other;
+    if (a->len != b->len)
+        return 0;
+    return a->len == 0 || (a->start == b->start && (a->len == 1 || a->step == b->step));
+}
+
+/* Consistent with range_eq: what eq ignores is normalised away first. */
+static int range_hash(void *self, uint64_t *out)
+{
+    const range *r = self;
+    uint64_t start = r->len > 0 ? (uint64_t)r->start : 0;
+    uint64_t step = r->len > 1 ? (uint64_t)r->step : 1;
+    uint64_t h = r->len * 0x9E3779B97F4A7C15ull;
+    h = (h ^ (h >> 29) ^ start) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 31) ^ step) * 0x94D049BB133111EBull;
+    *out = h ^ (h >> 32);
+    return 0;
+}
+
+/* "range(0, 10)" or "range(0, 10, 2)", as Python prints it. */
+static int range_repr(void *self, tally_strbuf *out)
+{
+    const range *r = self;
+    char buf[96];
+    int n = r->step == 1
+                ? snprintf(buf, sizeof buf, "range(%lld, %lld)", (long long)r->start,
+                           (long long)r->stop)
+                : snprintf(buf, sizeof buf, "range(%lld, %lld, %lld)", (long long)r->start,
+                           (long long)r->stop, (long long)r->step);
+    return tally_strbuf_append(out, buf, (size_t)n);
+}
+
+static const tally_type_ops range_ops = {
+    .hash = range_hash,
+    .eq = range_eq,
+    .repr = range_repr,
+    .iter = range_iter_new,
+};
+
+const tally_type tally_range_type = {
+    .name = "range",
     .size = sizeof(range),
     .ops = &range_ops,
 };
@@ -171,13 +246,43 @@ void *tally_range(tally_rt *rt, int64_t start, int64_t stop, int64_t step)
         set_error(rt, TALLY_EINVAL, "range() step must not be zero");
         return NULL;
     }
-    range *r = tally_new(rt, &range_type);
+    range *r = tally_new(rt, &tally_range_type);
     if (r == NULL)
         return NULL;
-    r->next = start;
+    r->start = start;
+    r->stop = stop;
     r->step = step;
-    r->left = range_length(start, stop, step);
+    r->len = range_length(start, stop, step);
     return r;
+}
+
+int tally_is_range(const void *o)
+{
+    return tallyT_is(o, &tally_range_type);
+}
+
+uint64_t tally_range_size(const void *r)
+{
+    return tally_is_range(r) ? ((const range *)r)->len : 0;
+}
+
+int tally_range_get(const void *r, int64_t i, int64_t *out)
+{
+    if (!tally_is_range(r)) {
+        if (r != NULL)
+            set_error(tally_runtime_of(r), TALLY_EINVAL, "tally_range_get: not a range");
+        return -1;
+    }
+    const range *rg = r;
+    uint64_t k = i >= 0 ? (uint64_t)i : rg->len - (0 - (uint64_t)i); /* Python's r[-1] */
+    if (i < 0 ? (0 - (uint64_t)i) > rg->len : k >= rg->len) {
+        set_error(tally_runtime_of(r), TALLY_EINVAL, "range index out of range");
+        return -1;
+    }
+    /* start + k * step stays between start and the last item: wrapping arithmetic
+     * in uint64 gives the exact int64. */
+    *out = (int64_t)((uint64_t)rg->start + k * (uint64_t)rg->step);
+    return 0;
 }
 
 /* ---- map, filter, enumerate, take -------------------------------------------------- */
