@@ -148,7 +148,8 @@ static int keys_equal(tallyT_table *t, void *k, void *key)
     return r;
 }
 
-/* Finds key: its entry number with *slot its index slot, IX_EMPTY if absent, or
+/* Finds key: its entry number with *slot its index slot, IX_EMPTY if absent
+ * (with *slot the first free slot of its probe sequence, where it would go), or
  * IX_ERROR.  Identical keys match at once (interned and reused strs); equal ones
  * are compared only when their hashes are equal. */
 static int64_t find(tallyT_table *t, void *key, uint64_t hash, size_t *slot)
@@ -156,12 +157,18 @@ static int64_t find(tallyT_table *t, void *key, uint64_t hash, size_t *slot)
 restart:
     if (t->index == NULL)
         return IX_EMPTY;
+    size_t first_free = SIZE_MAX;
     for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
         int64_t ix = ix_get(t->index, t->log2, p.i);
-        if (ix == IX_EMPTY)
+        if (ix == IX_EMPTY) {
+            *slot = first_free != SIZE_MAX ? first_free : p.i;
             return IX_EMPTY;
-        if (ix == IX_DUMMY)
+        }
+        if (ix == IX_DUMMY) {
+            if (first_free == SIZE_MAX)
+                first_free = p.i;
             continue;
+        }
         const tallyT_word *e = tallyT_entry(t, ix);
         void *k = tallyT_entry_key(t, e);
         if (k != key) {
@@ -216,11 +223,45 @@ static void entry_put(tallyT_word *e, int layout, uint64_t hash, void *key, void
     }
 }
 
+/* Indexes entries [0, n) of a fresh array in `layout` into an empty index: one
+ * loop per slot width, so the inner loop has no width switch. */
+#define INDEX_ALL(T)                                                                       \
+    for (size_t i = 0; i < n; i++) {                                                       \
+        uint64_t h = layout == TALLYT_LAYOUT_STR ? tallyT_str_hash_of(entries[2 * i].p)    \
+                                                 : entries[i * width].h;                   \
+        probe p = probe_start(log2, h);                                                    \
+        while (((const T *)(const void *)index)[p.i] != (T)IX_EMPTY)                       \
+            probe_next(&p);                                                                \
+        ((T *)(void *)index)[p.i] = (T)i;                                                  \
+    }
+
+static void index_all(uint8_t *index, unsigned log2, const tallyT_word *entries, size_t n,
+                      int layout)
+{
+    size_t width = layout == TALLYT_LAYOUT_MIXED ? 3 : 2;
+    if (log2 <= 7)
+        INDEX_ALL(int8_t)
+    else if (log2 <= 15)
+        INDEX_ALL(int16_t)
+    else if (log2 <= 31)
+        INDEX_ALL(int32_t)
+    else
+        INDEX_ALL(int64_t)
+}
+#undef INDEX_ALL
+
 /* Copies the live entries of t into the new arrays (in `layout`), in order, and
- * indexes them. */
+ * indexes them.  Without deletions or a change of layout, the entries are copied
+ * in one go. */
 static size_t rebuild_into(const tallyT_table *t, uint8_t *index, tallyT_word *entries,
                            unsigned log2, int layout)
 {
+    if (layout == t->layout && t->nentries == t->used) {
+        if (t->used > 0)
+            memcpy(entries, t->entries, t->used * tallyT_width(t) * sizeof *entries);
+        index_all(index, log2, entries, t->used, layout);
+        return t->used;
+    }
     tallyT_table to = {.layout = (uint8_t)layout};
     size_t width = tallyT_width(&to), n = 0;
     for (size_t i = 0; i < t->nentries; i++) {
@@ -305,12 +346,13 @@ static int table_grow(void *owner, int layout)
     }
 }
 
-/* Appends an entry for a key known to be absent (room checked): no user code. */
-static void append_entry(tallyT_table *t, void *key, uint64_t hash, void *value)
+/* Appends an entry for a key known to be absent (room checked), indexed at
+ * `slot` (find's free slot for it): no user code. */
+static void append_entry(tallyT_table *t, size_t slot, void *key, uint64_t hash, void *value)
 {
     size_t n = t->nentries;
     entry_put(tallyT_entry(t, n), t->layout, hash, key, value);
-    ix_set(t->index, t->log2, free_slot(t->index, t->log2, hash), (int64_t)n);
+    ix_set(t->index, t->log2, slot, (int64_t)n);
     t->nentries = n + 1;
     t->used++;
     t->version++;
@@ -327,9 +369,32 @@ int tallyT_table_hash(void *owner, void *key, uint64_t *hash)
     return -1;
 }
 
+/* The entry of str key in a STR table, or NULL: only strs are compared, so no
+ * user code runs and nothing can change under the probe. */
+static const tallyT_word *find_str(const tallyT_table *t, const void *key, uint64_t hash)
+{
+    if (t->index == NULL)
+        return NULL;
+    for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
+        int64_t ix = ix_get(t->index, t->log2, p.i);
+        if (ix == IX_EMPTY)
+            return NULL;
+        if (ix == IX_DUMMY)
+            continue;
+        const tallyT_word *e = t->entries + 2 * (size_t)ix;
+        if (e[0].p == key || (tallyT_str_hash_of(e[0].p) == hash && tallyT_str_same(e[0].p, key)))
+            return e;
+    }
+}
+
 int tallyT_table_lookup(void *owner, void *key, uint64_t hash, void **value)
 {
     tallyT_table *t = table_of(owner);
+    if (t->layout == TALLYT_LAYOUT_STR && tallyT_is_str(key)) {
+        const tallyT_word *e = find_str(t, key, hash);
+        *value = e != NULL ? e[1].p : NULL;
+        return e != NULL;
+    }
     size_t slot;
     int64_t ix = find(t, key, hash, &slot);
     *value = ix >= 0 ? tallyT_entry_value(t, tallyT_entry(t, (size_t)ix)) : NULL;
@@ -359,24 +424,18 @@ int tallyT_table_insert(void *owner, void *key, uint64_t hash, void *value, bool
         ix = find(t, key, hash, &slot);
         if (ix != IX_EMPTY)
             break;
-        for (;;) {
-            int layout = layout_for(t, key, value);
-            if (t->nentries < usable_now(t) && layout == t->layout) { /* key still absent */
-                append_entry(t, key, hash, value);
-                return 1;
-            }
-            uint64_t version = t->version;
-            if (table_grow(owner, layout) != 0) {
-                ix = IX_ERROR;
-                break;
-            }
-            /* The growth itself bumps the version once; more means user code
-             * changed the table meanwhile (maybe inserting key): look again. */
-            if (t->version != version + 1)
-                break;
+        /* Absent, and no user code runs until the entry is stored at `slot`. */
+        int layout = layout_for(t, key, value);
+        if (t->nentries < usable_now(t) && layout == t->layout) {
+            append_entry(t, slot, key, hash, value);
+            return 1;
         }
-        if (ix == IX_ERROR)
+        if (table_grow(owner, layout) != 0) {
+            ix = IX_ERROR;
             break;
+        }
+        /* Look again in the new index: the slot changed, and user code run by the
+         * growth's allocations may even have stored key meanwhile. */
     }
     if (ix >= 0 && replace) {
         replace_value(t, ix, key, value);
@@ -787,6 +846,15 @@ int tally_dict_lookup(const void *d, void *key, void **value)
 
 void *tally_dict_get(const void *d, void *key)
 {
+    /* The common case first: a str key in a dict keyed by strs. */
+    if (d != NULL && key != NULL && tallyT_is_bt(d, TALLY_BT_DICT) && tallyT_is_str(key) &&
+        table_of(d)->layout == TALLYT_LAYOUT_STR) {
+        const tallyT_word *e = find_str(table_of(d), key, tallyT_str_hash_of(key));
+        if (e != NULL)
+            return e[1].p;
+        tally_clear_error(rt_of(d)); /* absent: NULL with no error */
+        return NULL;
+    }
     void *value;
     int r = tally_dict_lookup(d, key, &value);
     if (r == 0)

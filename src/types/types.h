@@ -72,10 +72,15 @@ TALLY_INLINE const tally_type *tallyT_type(const void *o)
     return i < TALLY_BT_COUNT ? tallyT_builtin[i] : tally_type_of(o);
 }
 
-/* Is o (not NULL) exactly a str?  One compare of its header. */
+/* Is o (not NULL) exactly of built-in type bt?  One compare of its header. */
+TALLY_INLINE bool tallyT_is_bt(const void *o, enum tallyT_builtin bt)
+{
+    return (tallyO_info(o) & TALLY_OF_TYPE_MASK) == (uint32_t)bt;
+}
+
 TALLY_INLINE bool tallyT_is_str(const void *o)
 {
-    return (tallyO_info(o) & TALLY_OF_TYPE_MASK) == TALLY_BT_STR;
+    return tallyT_is_bt(o, TALLY_BT_STR);
 }
 
 /* The cached hash of str s: the first word of every str (str.c checks this). */
