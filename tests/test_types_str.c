@@ -653,6 +653,22 @@ static void test_str_intern(void **state)
     }
     assert_ptr_equal(tally_str_intern_c(rt, "hello"), a);
     assert_ptr_equal(tally_str_intern_c(rt, "world"), w);
+    /* Strs in large blocks (several pools) and huge ones (their own mapping) are
+     * found by their handle too. */
+    static const size_t big[] = {100000, 3u << 20};
+    for (size_t k = 0; k < 2; k++) {
+        char *text = malloc(big[k] + 1);
+        assert_non_null(text);
+        memset(text, 'a' + (int)k, big[k]);
+        text[big[k]] = '\0';
+        void *s1 = tally_str_intern_c(rt, text);
+        assert_non_null(s1);
+        void *s2 = tally_str(rt, text);
+        assert_ptr_equal(tally_str_intern(s2), s1);
+        tally_decref(s2);
+        assert_ptr_equal(tally_str_intern_c(rt, text), s1);
+        free(text);
+    }
     /* Errors. */
     void *i = tally_int(rt, 1000);
     tally_clear_error(rt);

@@ -13,7 +13,11 @@
  * addressing table keyed by the cached hash with linear probing, grown to twice
  * its size when it would pass half full.  Interned strs are immortal, so the
  * table never has to delete and holds no counted references, and equal interned
- * strs are one object (pointer comparison).
+ * strs are one object (pointer comparison).  A slot is one word: the low 32 bits
+ * of the str's hash above its heap handle plus one (0: empty).  A probe compares
+ * hashes without touching the strs, and growing re-places every str from the
+ * word alone, so neither reads a str that does not match (each would be a cache
+ * miss in a large table).
  */
 #include "types/types.h"
 
@@ -473,17 +477,33 @@ bool tallyT_str_same(const void *a, const void *b)
     return a == b || same_text(a, sb->hash, sb->data, sb->nbytes);
 }
 
+/* An intern table word: hash bits and handle (see the top of the file). */
+static uint64_t intern_word(const str_obj *s)
+{
+    uint32_t handle = tallyH_handle(tallyO_head(s)); /* a plain object's head starts its block */
+    return (uint64_t)(uint32_t)s->hash << 32 | ((uint64_t)handle + 1);
+}
+
+static str_obj *intern_str(const tally_rt *rt, uint64_t word)
+{
+    const tallyH_heap *h = (const tallyH_heap *)(const void *)rt; /* the runtime's first member */
+    return (str_obj *)(void *)((uint8_t *)tallyH_at(h, (uint32_t)word - 1) + sizeof(tally_head));
+}
+
 /* The slot holding the interned str with this text, or the empty slot where it
  * would go (NULL if the table is not made yet). */
-static void **intern_slot(tallyT_state *st, uint64_t hash, const char *data, size_t nbytes)
+static uint64_t *intern_slot(const tally_rt *rt, uint64_t hash, const char *data, size_t nbytes)
 {
+    const tallyT_state *st = &rt->types;
     if (st->interned_cap == 0)
         return NULL;
     size_t mask = st->interned_cap - 1;
     for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-        void **slot = &st->interned[i];
-        if (*slot == NULL || same_text(*slot, hash, data, nbytes))
+        uint64_t *slot = &st->interned[i];
+        if (*slot == 0)
             return slot; /* the table is never full: an empty slot ends the probe */
+        if (*slot >> 32 == (uint32_t)hash && same_text(intern_str(rt, *slot), hash, data, nbytes))
+            return slot;
     }
 }
 
@@ -495,17 +515,21 @@ static bool intern_reserve(tally_rt *rt)
     if ((st->interned_used + 1) * 2 <= st->interned_cap)
         return true;
     size_t cap = st->interned_cap ? st->interned_cap * 2 : INTERN_MIN_CAP;
-    void **table = tally_calloc(rt, cap, sizeof *table);
+    if (cap > ((size_t)1 << 32)) { /* the words keep 32 bits of hash to place strs by */
+        tallyB_error_set(tallyT_err(rt), TALLY_ENOMEM, "too many interned strs");
+        return false;
+    }
+    uint64_t *table = tally_calloc(rt, cap, sizeof *table);
     if (table == NULL)
         return false;
     for (size_t i = 0; i < st->interned_cap; i++) {
-        str_obj *s = st->interned[i];
-        if (s == NULL)
+        uint64_t w = st->interned[i];
+        if (w == 0)
             continue;
-        size_t j = (size_t)s->hash & (cap - 1);
-        while (table[j] != NULL)
+        size_t j = (size_t)(w >> 32) & (cap - 1);
+        while (table[j] != 0)
             j = (j + 1) & (cap - 1);
-        table[j] = s;
+        table[j] = w;
     }
     tally_free(rt, st->interned);
     st->interned = table;
@@ -522,14 +546,14 @@ void *tally_str_intern(void *s)
         return NULL; /* no runtime to report to */
     }
     tally_rt *rt = tally_runtime_of(s);
-    void **slot = intern_slot(&rt->types, x->hash, x->data, x->nbytes);
-    if (slot != NULL && *slot != NULL)
-        return *slot; /* immortal: the new reference costs nothing */
+    uint64_t *slot = intern_slot(rt, x->hash, x->data, x->nbytes);
+    if (slot != NULL && *slot != 0)
+        return intern_str(rt, *slot); /* immortal: the new reference costs nothing */
     if (!intern_reserve(rt))
         return NULL; /* s untouched, still mortal */
-    slot = intern_slot(&rt->types, x->hash, x->data, x->nbytes); /* the table may have moved */
+    slot = intern_slot(rt, x->hash, x->data, x->nbytes); /* the table may have moved */
     tally_immortalize(s);
-    *slot = s;
+    *slot = intern_word(x);
     rt->types.interned_used++;
     return s;
 }
@@ -540,9 +564,9 @@ void *tally_str_intern_c(tally_rt *rt, const char *utf8)
         return tally_str(rt, NULL); /* the error */
     /* Looked up by its bytes first: interning known text allocates nothing. */
     size_t nbytes = strlen(utf8);
-    void **slot = intern_slot(&rt->types, hash_bytes(utf8, nbytes), utf8, nbytes);
-    if (slot != NULL && *slot != NULL)
-        return *slot;
+    uint64_t *slot = intern_slot(rt, hash_bytes(utf8, nbytes), utf8, nbytes);
+    if (slot != NULL && *slot != 0)
+        return intern_str(rt, *slot);
     void *s = tally_str_n(rt, utf8, nbytes);
     if (s == NULL)
         return NULL;

@@ -26,7 +26,7 @@
 
 typedef struct tallyT_state {
     void *small_ints[TALLY_SMALL_INT_COUNT]; /* immortal ints, NULL until first asked */
-    void **interned;          /* intern table: open addressing of strs, power of 2 */
+    uint64_t *interned;       /* intern table: open addressing, power of 2 (str.c) */
     size_t interned_cap;
     size_t interned_used;
     void *empty_tuple;        /* immortal, NULL until first asked */
