@@ -357,7 +357,7 @@ int tally_list_set(void *l, ptrdiff_t i, void *o)
     return 0;
 }
 
-int tally_list_append(void *l, void *o)
+static int append_slow(void *l, void *o)
 {
     list *lp = as_list(l, "tally_list_append");
     if (lp == NULL)
@@ -369,6 +369,20 @@ int tally_list_append(void *l, void *o)
     tally_incref(o);
     lp->items[lp->size++] = o;
     return 0;
+}
+
+int tally_list_append(void *l, void *o)
+{
+    /* The common case in a few instructions: a list with room. */
+    if (l != NULL && o != NULL && tallyT_is_bt(l, TALLY_BT_LIST)) {
+        list *lp = l;
+        if (lp->size < lp->cap) {
+            tally_incref(o);
+            lp->items[lp->size++] = o;
+            return 0;
+        }
+    }
+    return append_slow(l, o);
 }
 
 int tally_list_insert(void *l, ptrdiff_t i, void *o)
