@@ -3,7 +3,7 @@
  * Covers cfg.fail_backend_request = N for N = 1, 2, 3, ... until a run completes
  * with no injected failure: if tally_open fails, errno says ENOMEM and nothing stays
  * mapped (a counting custom backend checks that every mapping was returned with its
- * size); otherwise a fixed workload of mallocs, callocs and reallocs over every size
+ * size; once more with a remap() for huge blocks); otherwise a fixed workload of mallocs, callocs and reallocs over every size
  * regime (small, medium, large, huge) runs, every call may fail (NULL with
  * TALLY_EFAULT or TALLY_ENOMEM, statistics unchanged, a realloc'ed block left
  * intact) but tally_heap_check() stays 0, every block that was handed out keeps its
@@ -26,7 +26,7 @@
 typedef struct counting_backend {
     void *addr[MAXMAPS];
     size_t size[MAXMAPS];
-    unsigned long maps, unmaps, purges;
+    unsigned long maps, unmaps, purges, remaps;
     unsigned long bad_align, bad_unmap;
     size_t outstanding;
 } counting_backend;
@@ -72,6 +72,38 @@ static void cb_purge(void *ctx, void *addr, size_t size)
     counting_backend *b = ctx;
     b->purges++;
     memset(addr, 0, size);
+}
+
+static int cb_find(const counting_backend *b, const void *addr, size_t size)
+{
+    for (int i = 0; i < MAXMAPS; i++)
+        if (b->addr[i] == addr && addr != NULL)
+            return b->size[i] == size ? i : -2;
+    return -1;
+}
+
+/* mremap, checking that old (and target) are whole mappings of the sizes given. */
+static int cb_remap(void *ctx, void *old, size_t old_size, size_t new_size, void *target)
+{
+    counting_backend *b = ctx;
+    int i = cb_find(b, old, old_size);
+    int t = target ? cb_find(b, target, new_size) : 0;
+    if (i < 0 || t < 0) {
+        b->bad_unmap++;
+        return -1;
+    }
+    int flags = target ? MREMAP_MAYMOVE | MREMAP_FIXED : 0;
+    if (mremap(old, old_size, new_size, flags, target) == MAP_FAILED)
+        return -1;
+    b->remaps++;
+    if (target) {
+        b->addr[i] = NULL;
+        b->unmaps++;
+        b->outstanding--;
+    } else {
+        b->size[i] = new_size;
+    }
+    return 0;
 }
 
 /* ---- the workload ----------------------------------------------------------------------- */
@@ -282,7 +314,7 @@ static unsigned long workload_calls(void)
 
 static _Alignas(65536) unsigned char g_buf[8 * 1024 * 1024 + 64];
 
-enum { HOSTED_OS, HOSTED_COUNTING, FIXED };
+enum { HOSTED_OS, HOSTED_COUNTING, HOSTED_COUNTING_REMAP, FIXED };
 
 static void backend_fault_loop(int mode)
 {
@@ -292,7 +324,8 @@ static void backend_fault_loop(int mode)
     for (n = 1; n <= 400 && !done; n++) {
         static counting_backend cb;
         memset(&cb, 0, sizeof cb);
-        tally_backend be = {cb_map, cb_unmap, cb_purge, &cb};
+        tally_backend be = {cb_map, cb_unmap, cb_purge, &cb,
+                            mode == HOSTED_COUNTING_REMAP ? cb_remap : NULL};
         recorder rec;
         rec_reset(&rec);
         tally_config cfg;
@@ -300,7 +333,7 @@ static void backend_fault_loop(int mode)
         cfg.fail_backend_request = n;
         cfg.report = rec_report;
         cfg.report_arg = &rec;
-        if (mode == HOSTED_COUNTING)
+        if (mode == HOSTED_COUNTING || mode == HOSTED_COUNTING_REMAP)
             cfg.backend = &be;
         if (mode == FIXED) {
             cfg.memory = g_buf + 11;
@@ -332,6 +365,8 @@ static void backend_fault_loop(int mode)
             runs_with_failures++;
         if (mode != FIXED && failures == 0)
             assert_int_equal(w.fails, 0); /* nothing else may fail */
+        if (mode == HOSTED_COUNTING_REMAP && failures == 0 && !test_on_valgrind())
+            assert_true(cb.remaps >= 1); /* the huge block grew by remapping */
         assert_int_equal(rec.count, 0); /* failing is not misuse */
         finish_workload(&w);
         /* After the injected failure, the heap is fully usable again.  (With no
@@ -363,6 +398,14 @@ static void test_fail_backend_request_counting_backend(void **state)
 {
     (void)state;
     backend_fault_loop(HOSTED_COUNTING);
+}
+
+/* The same with remap(): huge blocks grow by remapping, and a failed remap or map
+ * of a move's target leaves no mapping behind. */
+static void test_fail_backend_request_counting_remap(void **state)
+{
+    (void)state;
+    backend_fault_loop(HOSTED_COUNTING_REMAP);
 }
 
 static void test_fail_backend_request_fixed(void **state)
@@ -649,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_handle_table_growth_fails_cleanly),
         cmocka_unit_test(test_fail_backend_request_os),
         cmocka_unit_test(test_fail_backend_request_counting_backend),
+        cmocka_unit_test(test_fail_backend_request_counting_remap),
         cmocka_unit_test(test_fail_backend_request_fixed),
         cmocka_unit_test(test_inject_backend_persist),
         cmocka_unit_test(test_inject_alloc_every_call),

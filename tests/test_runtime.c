@@ -97,7 +97,7 @@ static void test_bad_configs(void **state)
     cfg.debug = -1;
     expect_bad_config(&cfg);
     /* A backend without a map function. */
-    tally_backend nomap = {NULL, NULL, NULL, NULL};
+    tally_backend nomap = {NULL, NULL, NULL, NULL, NULL};
     tally_config_init(&cfg);
     cfg.backend = &nomap;
     expect_bad_config(&cfg);
@@ -460,7 +460,7 @@ static void my_purge(void *ctx, void *addr, size_t size)
 static tally_rt *open_on_counting_backend(my_backend *mb, tally_backend *be)
 {
     memset(mb, 0, sizeof *mb);
-    *be = (tally_backend){my_map, my_unmap, my_purge, mb};
+    *be = (tally_backend){my_map, my_unmap, my_purge, mb, NULL};
     tally_config cfg;
     tally_config_init(&cfg);
     cfg.backend = be;
@@ -535,7 +535,7 @@ static void test_refusing_backend(void **state)
         my_backend mb;
         memset(&mb, 0, sizeof mb);
         mb.refuse_after = k;
-        tally_backend be = {my_map, my_unmap, my_purge, &mb};
+        tally_backend be = {my_map, my_unmap, my_purge, &mb, NULL};
         tally_config cfg;
         tally_config_init(&cfg);
         cfg.backend = &be;
@@ -607,7 +607,7 @@ static void test_backend_far_apart(void **state)
     (void)state;
     split_backend sb;
     memset(&sb, 0, sizeof sb);
-    tally_backend be = {split_map, split_unmap, NULL, &sb};
+    tally_backend be = {split_map, split_unmap, NULL, &sb, NULL};
     recorder rec;
     tally_config cfg;
     tally_config_init(&cfg);

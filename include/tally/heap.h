@@ -33,7 +33,9 @@ TALLY_API void *tally_malloc(tally_rt *rt, size_t n);
 /* Zero-filled array of count * n bytes; NULL with TALLY_EOVERFLOW on overflow. */
 TALLY_API void *tally_calloc(tally_rt *rt, size_t count, size_t n);
 /* C realloc semantics: p == NULL allocates; on failure returns NULL and p is left
- * untouched; n == 0 returns a minimal block (p is released). */
+ * untouched; n == 0 returns a minimal block (p is released).  Blocks bigger than an
+ * arena are resized without copying when the backend can remap (the OS backend on
+ * Linux): in place, or by moving their pages (then the address changes). */
 TALLY_API void *tally_realloc(tally_rt *rt, void *p, size_t n);
 /* Releases p (NULL is ignored). */
 TALLY_API void tally_free(tally_rt *rt, void *p);

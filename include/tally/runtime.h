@@ -60,12 +60,27 @@ typedef void (*tally_report_fn)(void *arg, const char *message);
  * contents may be dropped, the range stays mapped and reads back as zeros.
  * Mappings may lie anywhere, but the fast paths are tuned for a backend that keeps
  * them within 1 TiB of each other (as mmap does); up to 8 such 1 TiB windows are
- * tracked, and a mapping outside all of them is refused with TALLY_ENOMEM. */
+ * tracked, and a mapping outside all of them is refused with TALLY_ENOMEM.
+ *
+ * remap() (optional, may be NULL; the last member so that older positional
+ * initialisers stay valid) lets a block bigger than an arena grow and shrink
+ * without a copy, as realloc does with mremap.  `old` is a whole mapping of
+ * old_size bytes that map() returned (or an earlier remap() left); sizes are
+ * multiples of the page size.  With target == NULL, resize the mapping in place
+ * to new_size bytes, keeping its address: shrinking releases the tail; growing
+ * succeeds only if the range after it is free, and the new bytes read as zeros.
+ * With target != NULL, a whole mapping of new_size bytes from map(),
+ * move the pages of [old, old + old_size) to target, replacing the pages there
+ * (contents kept, the rest of target's new_size bytes reading as zeros); `old`
+ * is then no longer mapped, and the mapping at target, of new_size bytes, is
+ * what unmap() or remap() will be given later.  Returns 0 on success; on failure
+ * nothing changed.  Without remap(), such blocks are moved by copying. */
 typedef struct tally_backend {
     void *(*map)(void *ctx, size_t size, size_t align);
     void (*unmap)(void *ctx, void *addr, size_t size);
     void (*purge)(void *ctx, void *addr, size_t size);
     void *ctx;
+    int (*remap)(void *ctx, void *old, size_t old_size, size_t new_size, void *target);
 } tally_backend;
 
 /* Debug levels for tally_config.debug (also set by the environment variable

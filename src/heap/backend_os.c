@@ -6,8 +6,17 @@
  * per arena, and arenas are large and long-lived.  purge() uses MADV_DONTNEED, which
  * drops the pages at once (RSS falls immediately) and makes them read back as zeros,
  * which the heap relies on to recognise free pools.
+ *
+ * remap() (Linux only; NULL elsewhere, where huge blocks are moved by copying) is
+ * mremap: in place without MREMAP_MAYMOVE, or onto a target the heap mapped
+ * itself with MREMAP_MAYMOVE | MREMAP_FIXED.  The heap maps the target rather than
+ * letting the kernel choose, because the block must start on an arena boundary
+ * inside the heap's ownership windows.  The kernel unmaps a fixed target before
+ * it tries the move, so a failed move maps the target again (without replacing
+ * anything another thread might have put there meanwhile) to keep the contract:
+ * on failure nothing changed.
  */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE
 #include "heap/heap.h"
 
 #include <sys/mman.h>
@@ -54,7 +63,35 @@ static void os_purge(void *ctx, void *addr, size_t size)
     madvise(addr, size, MADV_DONTNEED);
 }
 
-static const tally_backend os_backend = {os_map, os_unmap, os_purge, NULL};
+#ifdef __linux__
+/* Maps the (fresh, zero) target range again after a failed fixed move. */
+static void os_restore_target(void *target, size_t size)
+{
+    void *m = mmap(target, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m != MAP_FAILED && m != target) /* a kernel before 4.17 took it as a hint */
+        munmap(m, size);
+}
+
+static int os_remap(void *ctx, void *old, size_t old_size, size_t new_size, void *target)
+{
+    (void)ctx;
+    size_t page = tallyH_page_size();
+    old_size = TALLY_ALIGN_UP(old_size, page);
+    new_size = TALLY_ALIGN_UP(new_size, page);
+    if (target == NULL)
+        return mremap(old, old_size, new_size, 0) == MAP_FAILED ? -1 : 0;
+    if (mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) != MAP_FAILED)
+        return 0;
+    os_restore_target(target, new_size);
+    return -1;
+}
+#define OS_REMAP os_remap
+#else
+#define OS_REMAP NULL
+#endif
+
+static const tally_backend os_backend = {os_map, os_unmap, os_purge, NULL, OS_REMAP};
 
 const tally_backend *tallyH_backend_os(void)
 {

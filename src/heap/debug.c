@@ -220,7 +220,9 @@ void *tallyH_debug_realloc(tallyH_heap *h, void *u, size_t n)
     if (b == NULL)
         return NULL;
     size_t old = (size_t)size_word(b);
-    /* Always move: code that keeps using the old pointer is caught by the poison. */
+    /* Always move: code that keeps using the old pointer is caught by the poison.
+     * Huge blocks too: debug mode never remaps them (heap.c), which would move the
+     * block with nothing left behind to poison. */
     uint8_t *q = tallyH_debug_malloc(h, n, false);
     if (q == NULL)
         return NULL;

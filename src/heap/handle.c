@@ -16,6 +16,8 @@
  * larger one from its backend (a failure is the arena's or huge block's failure);
  * a fixed heap knows its chunks at start and keeps their table in the buffer's
  * prefix.  Slots are taken lowest first and given back when their chunk goes.
+ * A huge block that the backend moves (remapped, not copied) keeps its slot: only
+ * the slot's chunk address changes, so the handles stored inside it stay valid.
  */
 #include "heap/heap.h"
 
@@ -69,6 +71,11 @@ void tallyH_slot_drop(tallyH_heap *h, uint32_t slot)
     s->used--;
     if (slot < s->hint)
         s->hint = slot;
+}
+
+void tallyH_slot_move(tallyH_heap *h, uint32_t slot, uint8_t *chunk)
+{
+    h->slots.base[slot] = chunk;
 }
 
 void tallyH_slots_init(tallyH_heap *h, uint8_t **table, uint32_t cap)

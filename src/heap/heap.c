@@ -15,6 +15,14 @@
  * granule of a huge mapping is marked owned: the block's start is there, and
  * pointers further in are not block starts anyway.
  *
+ * Realloc of a huge block copies nothing when the backend has remap() (mremap on
+ * Linux): the mapping shrinks or grows in place, or else its pages move to the
+ * start of a new arena-aligned mapping the heap obtains as for a new huge block
+ * (so the block stays inside the ownership windows).  A move keeps the block's
+ * handle slot, re-pointed, so handles stored inside it stay valid.  Without
+ * remap(), under Valgrind, in debug mode, and between large and huge sizes,
+ * blocks move by copying.
+ *
  * When memory runs out, the heap releases the empty pools classes keep, flushes
  * the debug quarantine, unmaps cached empty arenas, calls the exhaustion hook (the
  * collector's), and retries once before failing with the error set and the heap
@@ -59,9 +67,15 @@ static void large_init(tallyH_heap *h, tallyH_pool *p, tallyH_region *r, uint32_
     h->large_bytes += lsize;
 }
 
+/* Bytes of the mapping of a huge block of n bytes. */
+static size_t huge_map_size(size_t n)
+{
+    return TALLY_ALIGN_UP(TALLY_LARGE_HDR + n, tallyH_page_size());
+}
+
 static uint8_t *huge_alloc(tallyH_heap *h, size_t n)
 {
-    size_t size = TALLY_ALIGN_UP(TALLY_LARGE_HDR + n, tallyH_page_size());
+    size_t size = huge_map_size(n);
     uint8_t *m = tallyH_map_owned(h, size);
     if (m == NULL)
         return NULL;
@@ -446,6 +460,92 @@ slow:
 
 /* ---- realloc ----------------------------------------------------------------------- */
 
+/* Large block p, at the same address, now holds lsize usable bytes: the tools and
+ * the counters follow. */
+static void large_set_size(tallyH_heap *h, tallyH_pool *p, size_t lsize)
+{
+    tallyB_anno_resize(h, p->data, p->lsize, lsize);
+    h->headroom -= (intptr_t)lsize - (intptr_t)p->lsize;
+    if (h->headroom < 0)
+        tallyH_new_peak(h);
+    h->large_bytes = h->large_bytes - p->lsize + lsize;
+    p->lsize = lsize;
+}
+
+/* May huge blocks be resized by the backend instead of copied?  Not without a
+ * remap(), and not under Valgrind: memcheck's mempool records a block at one
+ * address, and copying is correct, only slower.  (Debug mode never gets here:
+ * tallyH_debug_realloc always moves a block, to catch stale pointers with poison.) */
+static bool huge_remappable(const tallyH_heap *h)
+{
+    return h->backend.remap != NULL && !h->on_valgrind;
+}
+
+/* Resizes huge block p in place, by remapping, to hold n bytes. */
+static bool huge_resize(tallyH_heap *h, tallyH_pool *p, size_t n)
+{
+    size_t old_size = p->lsize + TALLY_LARGE_HDR, size = huge_map_size(n);
+    if (size == old_size)
+        return true;
+    if (!huge_remappable(h) || !tallyH_backend_remap(h, p, old_size, size, NULL))
+        return false;
+    large_set_size(h, p, size - TALLY_LARGE_HDR);
+    if (size < old_size) /* the tail is unmapped: no stale poison for its next user */
+        TALLY_ASAN_UNPOISON((uint8_t *)p + size, old_size - size);
+    return true;
+}
+
+/* A huge block stays huge in place, by remapping, or (shrinking, without remap())
+ * as long as it wastes at most half of itself.  One that would fit an arena is
+ * copied into one: the transition between huge and large takes the copy path. */
+static bool huge_fits(tallyH_heap *h, tallyH_pool *p, size_t n)
+{
+    if (pools_for(n) > TALLY_ARENA_POOLS && huge_resize(h, p, n))
+        return true;
+    return n <= p->lsize && n >= p->lsize / 2;
+}
+
+/* Huge block p's pages now lie at q, the start of a new mapping of size bytes
+ * (the header came along): make everything that names the block's address name q. */
+static void huge_moved(tallyH_heap *h, tallyH_pool *p, tallyH_pool *q, size_t size)
+{
+    q->tag = tallyH_tag(h, q, TALLY_POOL_LARGE);
+    q->data = (uint8_t *)q + TALLY_LARGE_HDR;
+    if (q->prev)
+        q->prev->next = q;
+    else
+        h->huge = q;
+    if (q->next)
+        q->next->prev = q;
+    tallyH_slot_move(h, q->hbase >> TALLY_HANDLE_SHIFT, (uint8_t *)q);
+    tallyH_owner_remove(h, (uintptr_t)p);
+    large_set_size(h, q, size - TALLY_LARGE_HDR);
+}
+
+/* Moves huge block p, without copying, to a new arena-aligned owned mapping big
+ * enough for n bytes: the backend moves the pages there.  Returns the block's new
+ * address, or NULL with the error set and p untouched. */
+static uint8_t *huge_move(tallyH_heap *h, tallyH_pool *p, size_t n)
+{
+    if (!huge_remappable(h) || pools_for(n) <= TALLY_ARENA_POOLS)
+        return NULL;
+    size_t old_size = p->lsize + TALLY_LARGE_HDR, size = huge_map_size(n);
+    uint8_t *m = tallyH_map_owned(h, size);
+    if (m == NULL)
+        return NULL;
+    if (!tallyH_backend_remap(h, p, old_size, size, m)) {
+        tallyH_owner_remove(h, (uintptr_t)m);
+        tallyH_backend_unmap(h, m, size);
+        return NULL;
+    }
+    tallyH_pool *q = (tallyH_pool *)m;
+    huge_moved(h, p, q, size);
+    /* Counted as the copy path counts it: one allocation, and so one free (frees
+     * are allocations minus live blocks). */
+    h->nalloc++;
+    return q->data;
+}
+
 /* Resizes large block b in place to hold n bytes, if its region allows. */
 static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
 {
@@ -453,7 +553,7 @@ static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
     if (n <= h->class_max)
         return false; /* a pool class serves it with less waste */
     if (p->region == NULL)
-        return n <= p->lsize && n >= p->lsize / 2;
+        return huge_fits(h, p, n);
     size_t want = pools_for(n);
     if (want == p->nunits)
         return true;
@@ -464,14 +564,8 @@ static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
                                                           p->nunits, (uint32_t)want)) {
         return false;
     }
-    size_t lsize = (want << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR;
-    tallyB_anno_resize(h, p->data, p->lsize, lsize);
-    h->headroom -= (intptr_t)lsize - (intptr_t)p->lsize;
-    if (h->headroom < 0)
-        tallyH_new_peak(h);
-    h->large_bytes = h->large_bytes - p->lsize + lsize;
+    large_set_size(h, p, (want << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR);
     p->nunits = (uint32_t)want;
-    p->lsize = lsize;
     return true;
 }
 
@@ -509,10 +603,17 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
         return NULL;
     if (!tallyH_request_fits(h, n, TALLY_MAX_REQUEST))
         return NULL;
-    if (fits_in_place(h, &b, n))
-        return p;
+    /* A failed attempt to remap is no failure of the call: its error is dropped. */
+    tally_error before = h->err.code;
+    bool stays = fits_in_place(h, &b, n);
+    uint8_t *q = stays ? (uint8_t *)p : NULL;
+    if (!stays && b.large && b.pool->region == NULL)
+        q = huge_move(h, b.pool, n);
+    h->err.code = before;
+    if (q != NULL)
+        return q;
     tallyH_block qb;
-    uint8_t *q = alloc_user(h, n, false, &qb);
+    q = alloc_user(h, n, false, &qb);
     if (q == NULL)
         return NULL;
     memcpy(q, p, n < b.size ? n : b.size);

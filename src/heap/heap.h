@@ -313,6 +313,8 @@ TALLY_INTERNAL bool tallyH_slots_reserve(tallyH_heap *h, uint32_t more);
  * UINT32_MAX with the error set. */
 TALLY_INTERNAL uint32_t tallyH_slot_take(tallyH_heap *h, uint8_t *chunk);
 TALLY_INTERNAL void tallyH_slot_drop(tallyH_heap *h, uint32_t slot);
+/* The chunk of a slot moved (a huge block remapped): its handles follow it. */
+TALLY_INTERNAL void tallyH_slot_move(tallyH_heap *h, uint32_t slot, uint8_t *chunk);
 TALLY_INTERNAL uint32_t tallyH_region_hbase(const tallyH_region *r, const uint8_t *unit);
 
 /* ---- sizeclass.c --------------------------------------------------------------- */
@@ -346,6 +348,10 @@ TALLY_INTERNAL void tallyH_regions_destroy(tallyH_heap *h);
 /* A request for backend memory, through fault injection and the limit. */
 TALLY_INTERNAL void *tallyH_backend_map(tallyH_heap *h, size_t size, size_t align);
 TALLY_INTERNAL void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size);
+/* Resizes (target NULL) or moves a mapping with the backend's remap(); false with
+ * the error set, and nothing changed, on failure. */
+TALLY_INTERNAL bool tallyH_backend_remap(tallyH_heap *h, void *old, size_t old_size,
+                                         size_t new_size, void *target);
 TALLY_INTERNAL uint8_t *tallyH_map_owned(tallyH_heap *h, size_t size);
 TALLY_INTERNAL bool tallyH_fault_hit(tallyH_fault *f);
 

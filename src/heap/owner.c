@@ -18,7 +18,8 @@
  * are freed correctly, a little more slowly.  Memory beyond all windows is refused
  * (given back; the request fails with TALLY_ENOMEM).  Huge blocks have mappings of their own aligned to a
  * granule; only their first granule is marked, since pointers further in are not
- * block starts.  The fixed buffer marks every granule it overlaps: its range check
+ * block starts (a huge block moved by remapping has its old granule cleared and its
+ * new one marked).  The fixed buffer marks every granule it overlaps: its range check
  * is exact already, and one code path serves both backends.
  */
 #include "heap/heap.h"

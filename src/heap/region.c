@@ -199,6 +199,43 @@ void tallyH_backend_unmap(tallyH_heap *h, void *p, size_t size)
     h->reserved -= size;
 }
 
+/* Resizes a whole mapping in place (target NULL) or moves it onto target, a
+ * mapping of new_size bytes from tallyH_backend_map, through the backend's remap()
+ * (the caller checks it exists).  A request like a map: fault injection first,
+ * and growth in place within the limit (a target was counted when mapped).  After
+ * a move the old mapping is gone, counted as a release. */
+bool tallyH_backend_remap(tallyH_heap *h, void *old, size_t old_size, size_t new_size,
+                          void *target)
+{
+    if (tallyH_fault_hit(&h->fault_backend)) {
+        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: backend request %lu failed",
+                         h->fault_backend.requests);
+        return false;
+    }
+    size_t more = target == NULL && new_size > old_size ? new_size - old_size : 0;
+    if (h->limit != 0 && (more > h->limit || h->reserved > h->limit - more)) {
+        tallyB_error_set(&h->err, TALLY_ELIMIT,
+                         "memory limit of %zu bytes reached (%zu reserved, %zu more needed)",
+                         h->limit, h->reserved, more);
+        return false;
+    }
+    if (h->backend.remap(h->backend.ctx, old, old_size, new_size, target) != 0) {
+        tallyB_error_set(&h->err, TALLY_ENOMEM, "the backend could not %s the %zu-byte mapping at %p",
+                         target ? "move" : "resize", old_size, old);
+        return false;
+    }
+    if (target != NULL) {
+        TALLY_ASAN_UNPOISON(old, old_size); /* shadow memory outlives the mapping */
+        h->nunmaps++;
+        h->reserved -= old_size;
+    } else {
+        h->reserved = h->reserved - old_size + new_size;
+    }
+    if (h->reserved > h->reserved_peak)
+        h->reserved_peak = h->reserved;
+    return true;
+}
+
 /* ---- arenas -------------------------------------------------------------------- */
 
 /* Maps size bytes aligned to an arena and marks them owned (or gives them back). */
