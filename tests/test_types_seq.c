@@ -633,6 +633,45 @@ static const struct {
     {12, 9, -20, "[]"},
 };
 
+/* Past an arena, a list's array and a typed array grow without a copy on the OS
+ * backend: no new block is allocated (the heap resizes or moves the pages), and
+ * every item is where it was.  Under Valgrind the heap copies instead. */
+static void test_big_growth_without_copies(void **state)
+{
+    tally_rt *rt = *state;
+    enum { N = 600000 }; /* 4.8 MB of list items, 2.4 MB of int32 */
+    void *l = tally_list(rt, 0), *a = tally_array(rt, TALLY_INT32, 0);
+    assert_non_null(l);
+    assert_non_null(a);
+    struct tally_heap_stats st;
+    unsigned long long allocs = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == N / 2) { /* 2.4 and 1.2 MB: both huge blocks from here */
+            assert_int_equal(tally_heap_stats(rt, &st), 0);
+            allocs = st.allocs;
+        }
+        assert_int_equal(tally_list_append(l, tally_int(rt, i & 255)), 0); /* immortal */
+        assert_int_equal(tally_array_append_i64(a, i), 0);
+    }
+    assert_int_equal(tally_heap_stats(rt, &st), 0);
+    if (!test_on_valgrind())
+        assert_true(st.allocs == allocs);
+    for (int i = 0; i < N; i += 997) {
+        int64_t v;
+        assert_int_equal(tally_int_value(tally_list_get(l, i)), i & 255);
+        assert_int_equal(tally_array_get_i64(a, i, &v), 0);
+        assert_true(v == i);
+    }
+    /* Slack: at most 1/8 of the list's array, 1/64 of the array's (plus a page);
+     * copying (Valgrind) grows the list's by half instead. */
+    if (!test_on_valgrind()) {
+        assert_true(tally_sizeof(l) <= N * 8 + N + 8192);
+        assert_true(tally_sizeof(a) <= N * 4 + N * 4 / 64 + 8192);
+    }
+    tally_decref(l);
+    tally_decref(a);
+}
+
 static void test_list_slice(void **state)
 {
     tally_rt *rt = *state;
@@ -1358,6 +1397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_get_set, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_insert_delete_pop, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_growth_and_sizeof, setup_rt, teardown_rt),
+        cmocka_unit_test_setup_teardown(test_big_growth_without_copies, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_slice, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_extend, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_reverse_eq_hash, setup_rt, teardown_rt),

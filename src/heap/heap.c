@@ -540,9 +540,6 @@ static uint8_t *huge_move(tallyH_heap *h, tallyH_pool *p, size_t n)
     }
     tallyH_pool *q = (tallyH_pool *)m;
     huge_moved(h, p, q, size);
-    /* Counted as the copy path counts it: one allocation, and so one free (frees
-     * are allocations minus live blocks). */
-    h->nalloc++;
     return q->data;
 }
 
@@ -607,8 +604,8 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
     tally_error before = h->err.code;
     bool stays = fits_in_place(h, &b, n);
     uint8_t *q = stays ? (uint8_t *)p : NULL;
-    if (!stays && b.large && b.pool->region == NULL)
-        q = huge_move(h, b.pool, n);
+    if (!stays && b.large && b.pool->region == NULL && (q = huge_move(h, b.pool, n)) != NULL)
+        h->nalloc++; /* counted as the copy path counts it: one allocation, so one free */
     h->err.code = before;
     if (q != NULL)
         return q;
@@ -621,6 +618,30 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
     tallyH_count_free(h, b.size);
     tallyH_release(h, &b);
     return q;
+}
+
+void *tallyH_resize_nocopy(tallyH_heap *h, void *p, size_t n)
+{
+    if (p == NULL || n == 0 || h->debug)
+        return NULL;
+    tallyB_errstate saved = h->err; /* a failure here is no failure of the caller's */
+    tallyH_block b;
+    uint8_t *q = NULL;
+    if (tallyH_block_find(h, p, &b, "realloc") == TALLY_OK &&
+        tallyH_request_fits(h, n, TALLY_MAX_REQUEST)) {
+        if (fits_in_place(h, &b, n))
+            q = p;
+        else if (b.large && b.pool->region == NULL)
+            q = huge_move(h, b.pool, n);
+    }
+    saved.reports = h->err.reports; /* a misuse report stays counted */
+    h->err = saved;
+    return q; /* a resize, not an allocation: no allocation counter moves */
+}
+
+bool tallyH_can_remap(const tallyH_heap *h)
+{
+    return huge_remappable(h) && !h->debug;
 }
 
 /* ---- queries ------------------------------------------------------------------------ */

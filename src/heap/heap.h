@@ -389,6 +389,13 @@ TALLY_INTERNAL void tallyH_update_slow(tallyH_heap *h);
 TALLY_INTERNAL void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero);
 TALLY_INTERNAL void tallyH_debug_free(tallyH_heap *h, void *p);
 TALLY_INTERNAL void *tallyH_debug_realloc(tallyH_heap *h, void *p, size_t n);
+/* heap.c: resizes block p to n bytes without copying and without running any
+ * hook (so no user code): in place, or for a huge block by moving its pages.
+ * The new address, or NULL with p and the error state untouched.  For containers
+ * that must not let a finalizer run while they grow. */
+TALLY_INTERNAL void *tallyH_resize_nocopy(tallyH_heap *h, void *p, size_t n);
+/* Do huge blocks grow without copying (tallyH_resize_nocopy moves them)? */
+TALLY_INTERNAL bool tallyH_can_remap(const tallyH_heap *h);
 TALLY_INTERNAL size_t tallyH_debug_usable(const void *p);
 TALLY_INTERNAL bool tallyH_debug_user_block(const uint8_t *raw, size_t *n);
 #define TALLY_DEBUG_HEAD 16u

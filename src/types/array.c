@@ -14,8 +14,9 @@
  * Python's typecodes and float repr (shortest text that reads back the same).
  *
  * Re-entrancy, as for lists: an allocation may run finalizers that resize this
- * array, so the item block is grown by allocate-then-copy, the state is read
- * again after each allocation, and nothing changes until it has succeeded.
+ * array, so the item block grows in place (or by the heap moving a huge block's
+ * pages) only where that runs no hook, else by allocate-then-copy, the state read
+ * again after each allocation; nothing changes until it has succeeded.
  *
  * Iteration yields ints for the integer kinds.  There is no float type yet, so
  * tally_iter of a float array fails with TALLY_EINVAL.
@@ -194,6 +195,26 @@ static size_t grown_capacity(size_t need, size_t limit)
     return cap > limit ? limit : cap;
 }
 
+/* Growth in place (or a huge block's pages moved) costs no copy, so it asks for
+ * only 1/64 of slack; the heap rounds it up to whole pools or pages, all of which
+ * become capacity.  True, or false with nothing changed; runs no user code. */
+static bool grow_nocopy(array_obj *a, size_t need, bool exact, size_t limit)
+{
+    if (a->items == NULL)
+        return false;
+    size_t isz = item_sizes[a->kind], cap = exact ? need : need + (need >> 6);
+    if (cap > limit)
+        cap = limit;
+    tallyH_heap *h = (tallyH_heap *)(void *)tally_runtime_of(a);
+    uint8_t *d = tallyH_resize_nocopy(h, a->items, cap * isz);
+    if (d == NULL)
+        return false;
+    size_t usable = tally_usable_size(d) / isz;
+    a->items = d;
+    a->cap = usable < limit ? usable : limit;
+    return true;
+}
+
 static int too_many(const array_obj *a, const char *fn)
 {
     tallyB_error_set(err_of(a), TALLY_EOVERFLOW, "%s: an array of more than %zu items of %zu bytes",
@@ -211,6 +232,8 @@ static int reserve_total(array_obj *a, size_t need, bool exact, const char *fn)
     if (need > limit)
         return too_many(a, fn);
     while (need > a->cap) {
+        if (grow_nocopy(a, need, exact, limit))
+            continue;
         uint8_t *old = a->items;
         size_t size = a->size, cap = exact ? need : grown_capacity(need, limit);
         uint8_t *d = tally_malloc(rt, cap * isz);

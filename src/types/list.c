@@ -14,9 +14,10 @@
  *   - items[0..size) are valid strong references whenever user code can run, so
  *     traverse (and the collector) always sees a consistent list;
  *   - no pointer into the array and no size is kept across an allocation: the
- *     array is grown by allocate-then-copy (never tally_realloc, which would read
- *     an array a finalizer may have freed meanwhile) and indexes are normalised
- *     after the growth;
+ *     array grows in place or by the heap moving its pages when that runs no
+ *     hook (tallyH_resize_nocopy), else by allocate-then-copy (never
+ *     tally_realloc, whose exhaustion hook could run a finalizer that frees the
+ *     array meanwhile), and indexes are normalised after the growth;
  *   - references are released last, once the list is consistent (set stores the
  *     new value, then releases the old one; clear detaches the array first).
  * A failed call changes nothing: growth happens before anything is stored, and
@@ -31,6 +32,7 @@
 
 #include <string.h>
 
+#include "heap/heap.h"
 #include "runtime/runtime.h"
 
 typedef struct list {
@@ -72,15 +74,15 @@ static list *as_list(const void *l, const char *fn)
 /* ---- storage ------------------------------------------------------------------- */
 
 /* The capacity to allocate for `need` items, within the limit: need + need/8 + 6
- * (CPython's rate) while the array stays within a heap arena, then half as much
- * again.  CPython grows its big arrays in place (realloc over mremap); Tally's
- * heap gives a block of over an arena a fresh mapping, so each growth copies and
- * faults in the whole array: at 1/8 that is nine times its size over its life, at
- * 1/2 three times, for at most half of it unused. */
-static size_t grown_capacity(size_t need)
+ * (CPython's rate).  Past an arena, when the heap cannot move big blocks without
+ * copying (no remap: a fixed buffer, a custom backend, Valgrind), half as much
+ * again: each growth then copies and faults in the whole array, which at 1/8 is
+ * nine times its size over its life, at 1/2 three times. */
+static size_t grown_capacity(const list *l, size_t need)
 {
     size_t cap = need + (need >> 3) + 6;
-    if (need * sizeof(void *) >= ((size_t)1 << 20))
+    if (need * sizeof(void *) >= ((size_t)1 << 20) &&
+        !tallyH_can_remap((const tallyH_heap *)(const void *)rt_of(l)))
         cap = need + (need >> 1);
     if (cap < need || cap > LIST_MAX_ITEMS)
         cap = LIST_MAX_ITEMS;
@@ -94,9 +96,26 @@ static int too_many(const list *l, const char *what)
     return -1;
 }
 
+/* Gives the array `cap` items' room without a copy and without running user code
+ * (in place, or a huge block's pages moved): true, or false with nothing changed. */
+static bool grow_nocopy(list *l, size_t cap)
+{
+    if (l->items == NULL)
+        return false;
+    void **a = tallyH_resize_nocopy((tallyH_heap *)(void *)rt_of(l), l->items, cap * sizeof *a);
+    if (a == NULL)
+        return false;
+    size_t usable = tally_usable_size(a) / sizeof *a;
+    l->items = a;
+    l->cap = usable < LIST_MAX_ITEMS ? usable : LIST_MAX_ITEMS;
+    return true;
+}
+
 /* Makes room for `extra` more items than the list has now.  0, or -1 with the error
- * set and the list unchanged.  The allocation may run user code that changes the
- * list, so the need is computed again afterwards and the current items are copied. */
+ * set and the list unchanged.  The array grows without a copy where the heap can
+ * do that quietly; else a new one is allocated, and since the allocation may run
+ * user code that changes the list, the need is computed again afterwards and the
+ * current items are copied. */
 static int list_reserve(list *l, size_t extra, const char *what)
 {
     for (;;) {
@@ -105,7 +124,9 @@ static int list_reserve(list *l, size_t extra, const char *what)
             return too_many(l, what);
         if (need <= l->cap)
             return 0;
-        size_t cap = grown_capacity(need);
+        size_t cap = grown_capacity(l, need);
+        if (grow_nocopy(l, cap))
+            return 0;
         void **old = l->items;
         size_t size = l->size;
         void **a = tally_malloc(rt_of(l), cap * sizeof *a);
