@@ -28,24 +28,15 @@
  * are detached from the list (which looks empty to a comparison function), as
  * CPython does, so a misbehaving comparison cannot free items under the sort.
  */
-#include "types/types.h"
+#include "types/list.h"
 
 #include <string.h>
 
 #include "heap/heap.h"
 #include "runtime/runtime.h"
 
-typedef struct list {
-    size_t size;     /* items in use */
-    size_t cap;      /* items the array holds */
-    void **items;    /* tally_malloc'd array, or NULL while cap is 0 */
-    int repr_active; /* a repr of this list is in progress: show "[...]" */
-} list;
-
-typedef struct list_iter {
-    list *seq;    /* NULL once exhausted */
-    size_t index; /* next item to hand out; checked against the size every time */
-} list_iter;
+typedef tallyT_list list;           /* the layouts are in list.h */
+typedef tallyT_list_iter list_iter;
 
 /* Indexes are ptrdiff_t, and the array's byte size must fit a size_t. */
 #define LIST_MAX_ITEMS ((size_t)PTRDIFF_MAX / sizeof(void *))

@@ -5,7 +5,7 @@
  * NULL falls back to identity (hash and equality), to "<name at 0x...>" (repr),
  * or to an error (iteration).
  */
-#include "types/types.h"
+#include "types/list.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -248,6 +248,11 @@ int tally_iter_next(void *it, void **out)
 
 void *tally_next(void *it)
 {
+    if (it != NULL && tallyT_is_bt(it, TALLY_BT_LIST_ITER)) { /* the commonest loop */
+        void *x = tallyT_list_iter_fast(it);
+        if (x != NULL)
+            return x;
+    }
     void *item;
     int r = tally_iter_next(it, &item);
     if (r == 0)
