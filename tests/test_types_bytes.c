@@ -564,7 +564,10 @@ static void test_array_growth(void **state)
         last = s;
     }
     assert_true(last >= 4 * n);
-    assert_true(grew > 10 && grew < 200);
+    /* Amortised: growth by copying takes 1/16 of slack; growth without a copy (in
+     * place, or a huge block's pages moved) only 1/64, which with 4 KiB pools is
+     * a few hundred steps to 4 MB.  One step per item would be a million. */
+    assert_true(grew > 10 && grew < 1000);
     const int32_t *d = tally_array_data(a);
     for (size_t i = 0; i < n; i++)
         if (d[i] != (int32_t)i * 3 - 7)
