@@ -452,6 +452,24 @@ static void test_dict_layouts(void **state)
         assert_int_equal(tally_set_add(st, v), 1);
         tally_decref(v);
     }
+    /* Replacing a value in a str-keyed dict releases the old one, with an equal
+     * str (another object) as the key too. */
+    void *old = mkint(rt, 5001), *nv = mkint(rt, 1001), *k1 = mkstr(rt, "k1");
+    assert_int_equal(tally_dict_set_c(ds, "k1", old), 0);
+    assert_int_equal(tally_refcount(old), 2);
+    assert_int_equal(tally_dict_set(ds, k1, nv), 0);
+    assert_int_equal(tally_refcount(old), 1);
+    tally_decref(old);
+    assert_ptr_equal(tally_dict_get_c(ds, "k1"), nv);
+    assert_int_equal(tally_refcount(nv), 2);
+    assert_int_equal(tally_refcount(k1), 1); /* the dict kept its own key */
+    assert_int_equal(tally_dict_size(ds), 5);
+    void *one = mkint(rt, 1);
+    assert_int_equal(tally_dict_set(ds, k1, one), 0); /* as it was */
+    assert_int_equal(tally_refcount(nv), 1);
+    tally_decref(one);
+    tally_decref(k1);
+    tally_decref(nv);
     /* Entries of 5 x 16 bytes against 5 x 24 (both exact 16-byte classes). */
     assert_int_equal(tally_sizeof(di) - tally_sizeof(ds), 128 - 80);
     assert_int_equal(tally_sizeof(st), tally_sizeof(ds));

@@ -413,9 +413,43 @@ static void replace_value(tallyT_table *t, int64_t ix, void *key, void *value)
     tally_xdecref(old);
 }
 
+/* Inserts str key into a STR table with room for one more entry: only strs are
+ * compared, so no user code runs before the old value (if any) is released, last.
+ * 1 inserted, 0 present. */
+static int insert_str(tallyT_table *t, void *key, uint64_t hash, void *value, bool replace)
+{
+    size_t first_free = SIZE_MAX;
+    for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
+        int64_t ix = ix_get(t->index, t->log2, p.i);
+        if (ix == IX_DUMMY) {
+            if (first_free == SIZE_MAX)
+                first_free = p.i;
+            continue;
+        }
+        if (ix == IX_EMPTY) {
+            tally_incref(key);
+            tally_incref(value);
+            append_entry(t, first_free != SIZE_MAX ? first_free : p.i, key, hash, value);
+            return 1;
+        }
+        tallyT_word *e = t->entries + 2 * (size_t)ix;
+        if (e[0].p == key || (tallyT_str_hash_of(e[0].p) == hash && tallyT_str_same(e[0].p, key))) {
+            if (replace) {
+                void *old = e[1].p;
+                tally_incref(value);
+                e[1].p = value;
+                tally_decref(old);
+            }
+            return 0;
+        }
+    }
+}
+
 int tallyT_table_insert(void *owner, void *key, uint64_t hash, void *value, bool replace)
 {
     tallyT_table *t = table_of(owner);
+    if (t->layout == TALLYT_LAYOUT_STR && t->nentries < usable_now(t) && tallyT_is_str(key))
+        return insert_str(t, key, hash, value, replace);
     tally_incref(key); /* held while user code runs; they move into the entry */
     tally_xincref(value);
     int64_t ix;
@@ -829,7 +863,9 @@ int tally_dict_set(void *d, void *key, void *value)
         tallyB_error_set(tallyT_err(rt_of(d)), TALLY_EINVAL, "tally_dict_set: the value is NULL");
         return -1;
     }
-    if (tallyT_table_hash(dp, key, &hash) != 0)
+    if (key != NULL && tallyT_is_str(key))
+        hash = tallyT_str_hash_of(key); /* what tally_hash would say, without the call */
+    else if (tallyT_table_hash(dp, key, &hash) != 0)
         return -1;
     return tallyT_table_insert(dp, key, hash, value, true) < 0 ? -1 : 0;
 }
