@@ -39,6 +39,24 @@ TALLY_API void *tally_calloc(tally_rt *rt, size_t count, size_t n);
 TALLY_API void *tally_realloc(tally_rt *rt, void *p, size_t n);
 /* Releases p (NULL is ignored). */
 TALLY_API void tally_free(tally_rt *rt, void *p);
+
+/* The same calls with the site of the request, which the tracer (tally/trace.h)
+ * records for each block allocated while tracing.  The macros below make every
+ * tally_malloc(rt, n) in a program such a call with __FILE__ and __LINE__; file
+ * must be a string that outlives the runtime (a string literal).  The plain
+ * functions stay exported with the signatures above: taking tally_malloc's
+ * address, writing (tally_malloc)(rt, n), or defining TALLY_NO_SITE_MACROS
+ * before including Tally's headers reaches them (their blocks are traced with
+ * an unknown file and line, and their caller's address). */
+TALLY_API void *tally_malloc_at(tally_rt *rt, size_t n, const char *file, int line);
+TALLY_API void *tally_calloc_at(tally_rt *rt, size_t count, size_t n, const char *file, int line);
+TALLY_API void *tally_realloc_at(tally_rt *rt, void *p, size_t n, const char *file, int line);
+
+#ifndef TALLY_NO_SITE_MACROS
+#define tally_malloc(rt, n) tally_malloc_at((rt), (n), __FILE__, __LINE__)
+#define tally_calloc(rt, count, n) tally_calloc_at((rt), (count), (n), __FILE__, __LINE__)
+#define tally_realloc(rt, p, n) tally_realloc_at((rt), (p), (n), __FILE__, __LINE__)
+#endif
 /* Bytes usable at p (at least what was requested; exactly that in debug mode).
  * p must be a live block of some runtime. */
 TALLY_API size_t tally_usable_size(const void *p);

@@ -74,6 +74,17 @@ TALLY_API void *tally_new(tally_rt *rt, const tally_type *type);
 /* Same, with room for nitems items of type->item_size after the fixed part. */
 TALLY_API void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems);
 
+/* The same with the site of the request for the tracer: tally_new(rt, t) is a
+ * macro for tally_new_at(rt, t, __FILE__, __LINE__), as tally_malloc is (see
+ * tally/heap.h; TALLY_NO_SITE_MACROS keeps the plain calls). */
+TALLY_API void *tally_new_at(tally_rt *rt, const tally_type *type, const char *file, int line);
+TALLY_API void *tally_new_var_at(tally_rt *rt, const tally_type *type, size_t nitems,
+                                 const char *file, int line);
+#ifndef TALLY_NO_SITE_MACROS
+#define tally_new(rt, type) tally_new_at((rt), (type), __FILE__, __LINE__)
+#define tally_new_var(rt, type, nitems) tally_new_var_at((rt), (type), (nitems), __FILE__, __LINE__)
+#endif
+
 /* Out-of-line halves of incref/decref: immortal objects, the last reference, and
  * misuse (a dead object, a count below zero), which is reported. */
 TALLY_API void tally_incref_slow(void *o);

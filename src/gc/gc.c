@@ -152,7 +152,8 @@ static TALLY_NOINLINE void *no_type(tally_rt *rt)
 
 /* Both creation calls: var says whether nitems is used (a constant, so that
  * tally_new keeps the inline fast path). */
-TALLY_INLINE void *new_object(tally_rt *rt, const tally_type *type, size_t nitems, bool var)
+TALLY_INLINE void *new_object(tally_rt *rt, const tally_type *type, size_t nitems, bool var,
+                              const char *file, int line, const void *caller)
 {
     if (TALLY_UNLIKELY(type == NULL))
         return no_type(rt);
@@ -162,18 +163,32 @@ TALLY_INLINE void *new_object(tally_rt *rt, const tally_type *type, size_t nitem
     bool container = (ti->traits & TALLY_TI_CONTAINER) != 0;
     if (container && TALLY_UNLIKELY(birth_count(rt)))
         ti = tallyO_type_entry(rt, type); /* registered: found without allocating */
-    void *o = var ? tallyO_new_slow(rt, ti, nitems) : tallyO_new(rt, ti);
+    void *o = var ? tallyO_new_slow_at(rt, ti, nitems, file, line, caller)
+                  : tallyO_new_at(rt, ti, file, line, caller);
     return container ? born(rt, o) : o;
 }
 
-void *tally_new(tally_rt *rt, const tally_type *type)
+/* The plain functions are written in parentheses: tally/object.h makes their
+ * names macros for the _at calls (sites for the tracer). */
+void *(tally_new)(tally_rt *rt, const tally_type *type)
 {
-    return new_object(rt, type, 0, false);
+    return new_object(rt, type, 0, false, NULL, 0, __builtin_return_address(0));
 }
 
-void *tally_new_var(tally_rt *rt, const tally_type *type, size_t nitems)
+void *(tally_new_var)(tally_rt *rt, const tally_type *type, size_t nitems)
 {
-    return new_object(rt, type, nitems, true);
+    return new_object(rt, type, nitems, true, NULL, 0, __builtin_return_address(0));
+}
+
+void *tally_new_at(tally_rt *rt, const tally_type *type, const char *file, int line)
+{
+    return new_object(rt, type, 0, false, file, line, __builtin_return_address(0));
+}
+
+void *tally_new_var_at(tally_rt *rt, const tally_type *type, size_t nitems, const char *file,
+                       int line)
+{
+    return new_object(rt, type, nitems, true, file, line, __builtin_return_address(0));
 }
 
 /* The heap's exhaustion hook: a full collection, then a retry if it found any. */

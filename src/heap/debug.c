@@ -197,13 +197,13 @@ static uint8_t *debug_block(tallyH_heap *h, void *u, tallyH_block *blk, const ch
     return raw;
 }
 
-void tallyH_debug_free(tallyH_heap *h, void *u)
+bool tallyH_debug_free(tallyH_heap *h, void *u)
 {
     validate(h);
     tallyH_block blk;
     uint8_t *b = debug_block(h, u, &blk, "free");
     if (b == NULL)
-        return;
+        return false;
     size_t n = (size_t)size_word(b);
     tallyB_anno_free(h, u, n);
     tallyB_anno_access(b, blk.size);
@@ -211,6 +211,7 @@ void tallyH_debug_free(tallyH_heap *h, void *u)
     tallyB_anno_noaccess(b, blk.size);
     tallyH_count_free(h, n);
     quarantine_push(h, b, blk.size);
+    return true;
 }
 
 void *tallyH_debug_realloc(tallyH_heap *h, void *u, size_t n)

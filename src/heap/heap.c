@@ -27,6 +27,12 @@
  * the debug quarantine, unmaps cached empty arenas, calls the exhaustion hook (the
  * collector's), and retries once before failing with the error set and the heap
  * untouched.
+ *
+ * Tracing.  The public calls are tally_malloc_at and friends (the headers make
+ * tally_malloc a macro passing __FILE__ and __LINE__); the plain functions share
+ * their fast paths.  The site, with the caller's return address, is handed to the
+ * slow paths only, which report to the tracer's hooks when one is installed
+ * (h->tracer, which also sets h->slow): the fast paths do not change.
  */
 #include "heap/heap.h"
 
@@ -43,7 +49,8 @@ static inline tallyH_heap *heap_of(tally_rt *rt)
 void tallyH_update_slow(tallyH_heap *h)
 {
     const tallyH_fault *f = &h->fault_alloc;
-    h->slow = h->debug != 0 || h->on_valgrind || f->countdown != 0 || f->firing;
+    bool checks = h->debug != 0 || h->on_valgrind || f->countdown != 0 || f->firing;
+    h->slow = (checks ? TALLY_SLOW_CHECKS : 0) | (h->tracer != NULL ? TALLY_SLOW_TRACE : 0);
 }
 
 /* ---- large and huge blocks ------------------------------------------------------- */
@@ -225,42 +232,93 @@ static void *malloc_checked(tallyH_heap *h, size_t n, bool zero)
     return b;
 }
 
-static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero)
+/* Takes a block from p, the head pool of its class (the fast path's work). */
+TALLY_INLINE void *take_small(tallyH_heap *h, tallyH_pool *p)
 {
-    void *b = malloc_checked(h, n, zero);
-    if (b == NULL)
-        h->ncalls_uncounted++;
+    uint8_t *b = tallyH_pool_take(p);
+    tallyH_count_alloc(h, p->bsize);
+    TALLY_ASAN_UNPOISON(b, p->bsize);
+    if (TALLY_UNLIKELY(p->nfree == 0))
+        return tallyH_pool_filled(h, p, b);
     return b;
 }
 
-void *tally_malloc(tally_rt *rt, size_t n)
+/* The slow path of every allocation call, where a traced allocation is
+ * reported (the fast paths are off while tracing: h->slow).  When tracing is the
+ * only reason for the slow path, small blocks still come the fast way. */
+static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero, const char *file,
+                                        int line, const void *caller)
 {
-    tallyH_heap *h = heap_of(rt);
+    void *b;
+    size_t m = n - 1;
+    tallyH_pool *p;
+    if (h->slow == TALLY_SLOW_TRACE && m < TALLY_SMALL_MAX && (p = h->classes[m >> 4].avail)) {
+        b = take_small(h, p);
+        if (zero)
+            memset(b, 0, n);
+    } else if ((b = malloc_checked(h, n, zero)) == NULL) {
+        h->ncalls_uncounted++;
+        return NULL;
+    }
+    if (h->tracer != NULL)
+        h->tracer->alloc(h->tracer->arg, b, n, file, line, caller);
+    return b;
+}
+
+/* The fast path, a block from the head pool of its class, else the slow path.
+ * Shared by the plain and the _at functions: the site arguments are only passed
+ * on to the slow path, so the fast path is the same code in both (a leaf that
+ * returns the block, or tail-calls tallyH_pool_filled, with no stack frame). */
+TALLY_INLINE void *malloc_at(tallyH_heap *h, size_t n, const char *file, int line,
+                             const void *caller)
+{
     size_t m = n - 1; /* n == 0 wraps and takes the slow path */
     if (TALLY_LIKELY(m < TALLY_SMALL_MAX && !h->slow)) {
         tallyH_pool *p = h->classes[m >> 4].avail;
-        if (TALLY_LIKELY(p != NULL)) {
-            uint8_t *b = tallyH_pool_take(p);
-            tallyH_count_alloc(h, p->bsize);
-            TALLY_ASAN_UNPOISON(b, p->bsize);
-            if (TALLY_UNLIKELY(p->nfree == 0))
-                return tallyH_pool_filled(h, p, b);
-            return b;
-        }
+        if (TALLY_LIKELY(p != NULL))
+            return take_small(h, p);
     }
-    return malloc_slow(h, n, false);
+    return malloc_slow(h, n, false, file, line, caller);
 }
 
-void *tally_calloc(tally_rt *rt, size_t count, size_t n)
+/* The plain functions keep their names and signatures (the ABI): the public
+ * headers turn calls into the _at calls with a macro, so the names are written in
+ * parentheses here, where the macro does not expand. */
+void *(tally_malloc)(tally_rt *rt, size_t n)
 {
-    tallyH_heap *h = heap_of(rt);
+    return malloc_at(heap_of(rt), n, NULL, 0, __builtin_return_address(0));
+}
+
+void *tally_malloc_at(tally_rt *rt, size_t n, const char *file, int line)
+{
+    return malloc_at(heap_of(rt), n, file, line, __builtin_return_address(0));
+}
+
+void *tallyH_malloc_at(tallyH_heap *h, size_t n, const char *file, int line, const void *caller)
+{
+    return malloc_at(h, n, file, line, caller);
+}
+
+static void *calloc_at(tallyH_heap *h, size_t count, size_t n, const char *file, int line,
+                       const void *caller)
+{
     size_t total;
     if (__builtin_mul_overflow(count, n, &total)) {
         tallyB_error_set(&h->err, TALLY_EOVERFLOW, "calloc of %zu elements of %zu bytes overflows",
                          count, n);
         return NULL;
     }
-    return malloc_slow(h, total, true);
+    return malloc_slow(h, total, true, file, line, caller);
+}
+
+void *(tally_calloc)(tally_rt *rt, size_t count, size_t n)
+{
+    return calloc_at(heap_of(rt), count, n, NULL, 0, __builtin_return_address(0));
+}
+
+void *tally_calloc_at(tally_rt *rt, size_t count, size_t n, const char *file, int line)
+{
+    return calloc_at(heap_of(rt), count, n, file, line, __builtin_return_address(0));
 }
 
 /* ---- finding and releasing blocks -------------------------------------------------- */
@@ -417,44 +475,59 @@ void tallyH_release(tallyH_heap *h, const tallyH_block *b)
     tallyH_units_free(h, p->region, (uint8_t *)p, p->nunits);
 }
 
+/* Releases user block ptr; false if it was not released (misuse, reported). */
+static bool free_checked(tallyH_heap *h, void *ptr)
+{
+    if (h->debug)
+        return tallyH_debug_free(h, ptr);
+    tallyH_block b;
+    if (tallyH_block_find(h, ptr, &b, "free") != TALLY_OK)
+        return false;
+    tallyB_anno_free(h, b.addr, b.size);
+    tallyH_count_free(h, b.size);
+    tallyH_release(h, &b);
+    return true;
+}
+
+/* The fast path's release of a small block: false (nothing done) if ptr is not
+ * a live small block it can vouch for (the slow path then checks and reports).
+ * Ownership and the header tag are checked once per pool run: last_pool is a
+ * live small pool of this heap that passed them (cleared when it is released). */
+TALLY_INLINE bool free_small(tallyH_heap *h, void *ptr)
+{
+    uintptr_t a = (uintptr_t)ptr;
+    tallyH_pool *p = tallyH_pool_of(ptr);
+    if (p != h->last_pool) {
+        if (!tallyH_owns(h, a) || p->tag != tallyH_tag(h, p, TALLY_POOL_SMALL))
+            return false;
+        h->last_pool = p;
+    }
+    int64_t idx = tallyH_pool_index(p, a);
+    if (TALLY_UNLIKELY(idx < 0 || tallyH_pool_is_free(p, (uint32_t)idx)))
+        return false; /* interior pointer or double free: reported by the slow path */
+    TALLY_ASAN_POISON(ptr, p->bsize);
+    tallyH_count_free(h, p->bsize);
+    tallyH_pool_give(h, p, (uint32_t)idx);
+    return true;
+}
+
+/* While tracing is the only reason for the slow path, small blocks are still
+ * released the fast way. */
 static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
 {
     if (ptr == NULL)
         return;
-    if (h->debug) {
-        tallyH_debug_free(h, ptr);
+    if (!(h->slow == TALLY_SLOW_TRACE && free_small(h, ptr)) && !free_checked(h, ptr))
         return;
-    }
-    tallyH_block b;
-    if (tallyH_block_find(h, ptr, &b, "free") != TALLY_OK)
-        return;
-    tallyB_anno_free(h, b.addr, b.size);
-    tallyH_count_free(h, b.size);
-    tallyH_release(h, &b);
+    if (h->tracer != NULL)
+        h->tracer->free(h->tracer->arg, ptr);
 }
 
 void tally_free(tally_rt *rt, void *ptr)
 {
     tallyH_heap *h = heap_of(rt);
-    uintptr_t a = (uintptr_t)ptr;
-    tallyH_pool *p = tallyH_pool_of(ptr);
-    if (TALLY_UNLIKELY(h->slow))
-        goto slow;
-    /* Ownership and the header tag are checked once per pool run: last_pool is a
-     * live small pool of this heap that passed them (cleared when it is released). */
-    if (p != h->last_pool) {
-        if (!tallyH_owns(h, a) || p->tag != tallyH_tag(h, p, TALLY_POOL_SMALL))
-            goto slow;
-        h->last_pool = p;
-    }
-    int64_t idx = tallyH_pool_index(p, a);
-    if (TALLY_UNLIKELY(idx < 0 || tallyH_pool_is_free(p, (uint32_t)idx)))
-        goto slow; /* interior pointer or double free: reported there */
-    TALLY_ASAN_POISON(ptr, p->bsize);
-    tallyH_count_free(h, p->bsize);
-    tallyH_pool_give(h, p, (uint32_t)idx);
-    return;
-slow:
+    if (TALLY_LIKELY(!h->slow) && TALLY_LIKELY(free_small(h, ptr)))
+        return;
     free_slow(h, ptr);
 }
 
@@ -576,15 +649,27 @@ static bool fits_in_place(tallyH_heap *h, tallyH_block *b, size_t n)
 
 static void *realloc_checked(tallyH_heap *h, void *p, size_t n);
 
-void *tally_realloc(tally_rt *rt, void *p, size_t n)
+static void *realloc_at(tallyH_heap *h, void *p, size_t n, const char *file, int line,
+                        const void *caller)
 {
-    tallyH_heap *h = heap_of(rt);
     if (p == NULL)
-        return tally_malloc(rt, n);
+        return tallyH_malloc_at(h, n, file, line, caller);
     void *q = realloc_checked(h, p, n);
     if (q == NULL || q == p)
         h->ncalls_uncounted++; /* failed, or stayed in place: no allocation counted */
+    if (q != NULL && h->tracer != NULL)
+        h->tracer->resize(h->tracer->arg, p, q, n, file, line, caller);
     return q;
+}
+
+void *(tally_realloc)(tally_rt *rt, void *p, size_t n)
+{
+    return realloc_at(heap_of(rt), p, n, NULL, 0, __builtin_return_address(0));
+}
+
+void *tally_realloc_at(tally_rt *rt, void *p, size_t n, const char *file, int line)
+{
+    return realloc_at(heap_of(rt), p, n, file, line, __builtin_return_address(0));
 }
 
 static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
@@ -636,7 +721,36 @@ void *tallyH_resize_nocopy(tallyH_heap *h, void *p, size_t n)
     }
     saved.reports = h->err.reports; /* a misuse report stays counted */
     h->err = saved;
+    if (q != NULL && h->tracer != NULL) /* the tracer runs no user code either */
+        h->tracer->resize(h->tracer->arg, p, q, n, NULL, 0, NULL);
     return q; /* a resize, not an allocation: no allocation counter moves */
+}
+
+void *tallyH_malloc_quiet(tallyH_heap *h, size_t n)
+{
+    tallyB_errstate saved = h->err;
+    tallyH_exhausted_fn exhausted = h->exhausted;
+    h->exhausted = NULL; /* no collection: it would run finalizers, user code */
+    void *b = malloc_checked(h, n, false);
+    h->exhausted = exhausted;
+    if (b == NULL) {
+        h->ncalls_uncounted++;
+        saved.reports = h->err.reports;
+        h->err = saved; /* the caller's call did not fail */
+    }
+    return b;
+}
+
+void tallyH_free_quiet(tallyH_heap *h, void *p)
+{
+    if (p != NULL)
+        free_checked(h, p);
+}
+
+void tallyH_set_tracer(tallyH_heap *h, const tallyH_tracer *t)
+{
+    h->tracer = t;
+    tallyH_update_slow(h);
 }
 
 bool tallyH_can_remap(const tallyH_heap *h)

@@ -184,9 +184,32 @@ typedef struct tallyH_slots {
  * collector runs a full collection there) and returns nonzero to ask for a retry. */
 typedef int (*tallyH_exhausted_fn)(tallyH_heap *h, size_t request, void *arg);
 
+/* Allocation tracing (the trace layer, src/trace/, installs it; the heap knows
+ * nothing above itself).  While h->tracer is set every call takes the slow path,
+ * and the slow paths report each change to a user block once it is done and the
+ * heap is consistent again: a block handed out (p, n bytes requested, the call's
+ * site), released, or resized (p became q, possibly p == q).  `file`/`line` are
+ * what the tally_*_at calls were given (NULL/0 from the plain functions); `caller`
+ * is the return address into the code that called the public function, where the
+ * tracer's native stack starts.  A resize by tallyH_resize_nocopy has no site
+ * (file and caller NULL): the block keeps the one it has.  The hooks must not run
+ * user code: they may allocate only through tallyH_malloc_quiet, which runs no
+ * hook. */
+typedef struct tallyH_tracer {
+    void (*alloc)(void *arg, void *p, size_t n, const char *file, int line, const void *caller);
+    void (*free)(void *arg, void *p);
+    void (*resize)(void *arg, void *p, void *q, size_t n, const char *file, int line,
+                   const void *caller);
+    void *arg;
+} tallyH_tracer;
+
+/* Why h->slow is set: checks (debug mode, Valgrind, fault injection), tracing. */
+#define TALLY_SLOW_CHECKS 1u
+#define TALLY_SLOW_TRACE 2u
+
 struct tallyH_heap {
     /* -- hot: read by every fast path -- */
-    uint32_t slow;            /* nonzero: all calls take the slow path */
+    uint32_t slow;            /* nonzero: all calls take the slow path (TALLY_SLOW_*) */
     uint32_t fixed;           /* fixed-buffer backend */
     uintptr_t lo;             /* ownership window [lo, lo + span) */
     uintptr_t span;
@@ -241,6 +264,7 @@ struct tallyH_heap {
     long known_problems;      /* full debug mode: problems already reported */
     tallyH_exhausted_fn exhausted;
     void *exhausted_arg;
+    const tallyH_tracer *tracer; /* allocation tracing hooks, or NULL (see above) */
     tallyB_errstate err;
     tallyH_slots slots;       /* handle slot table (handle.c) */
 };
@@ -384,10 +408,25 @@ TALLY_INTERNAL bool tallyH_user_block_live(tallyH_heap *h, const void *user);
 /* A live block the heap handed out itself (no checks). */
 TALLY_INTERNAL void tallyH_block_of(void *raw, tallyH_block *b);
 TALLY_INTERNAL void tallyH_update_slow(tallyH_heap *h);
+/* tally_malloc_at for the layers above, which pass their own caller's site (the
+ * object layer for tally_new_at): the same fast path. */
+TALLY_INTERNAL void *tallyH_malloc_at(tallyH_heap *h, size_t n, const char *file, int line,
+                                      const void *caller);
+/* A block for the heap's own clients that must stay invisible (the tracer's
+ * tables): counted in the heap's statistics and subject to fault injection like
+ * any allocation, but no tracing hook runs, no exhaustion hook (so no collection,
+ * no user code), and a failure leaves the runtime's last error untouched.
+ * Released with tallyH_free_quiet. */
+TALLY_INTERNAL void *tallyH_malloc_quiet(tallyH_heap *h, size_t n);
+TALLY_INTERNAL void tallyH_free_quiet(tallyH_heap *h, void *p);
+/* Installs (or with NULL removes) the tracing hooks; all calls take the slow path
+ * while they are installed. */
+TALLY_INTERNAL void tallyH_set_tracer(tallyH_heap *h, const tallyH_tracer *t);
 
 /* ---- debug.c ------------------------------------------------------------------- */
 TALLY_INTERNAL void *tallyH_debug_malloc(tallyH_heap *h, size_t n, bool zero);
-TALLY_INTERNAL void tallyH_debug_free(tallyH_heap *h, void *p);
+/* False if p was not released (misuse or damage, reported). */
+TALLY_INTERNAL bool tallyH_debug_free(tallyH_heap *h, void *p);
 TALLY_INTERNAL void *tallyH_debug_realloc(tallyH_heap *h, void *p, size_t n);
 /* heap.c: resizes block p to n bytes without copying and without running any
  * hook (so no user code): in place, or for a huge block by moving its pages.

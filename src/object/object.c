@@ -136,6 +136,12 @@ const tally_type *tallyO_type(tally_rt *rt, const void *o)
 
 void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
 {
+    return tallyO_new_slow_at(rt, tip, nitems, NULL, 0, NULL);
+}
+
+void *tallyO_new_slow_at(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems,
+                         const char *file, int line, const void *caller)
+{
     /* A copy: the heap may run a collection, and user code may evict the entry. */
     const tallyO_typeinfo ti = *tip;
     const tally_type *t = ti.type;
@@ -153,7 +159,7 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
         if (fs->n != 0)
             b = fs->block[--fs->n];
     }
-    if (b == NULL && (b = tally_malloc(rt, total)) == NULL)
+    if (b == NULL && (b = tallyH_malloc_at(&rt->heap, total, file, line, caller)) == NULL)
         return NULL;
     memset(b, 0, total);
     void *o = b + ti.prefix;

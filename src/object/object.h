@@ -183,6 +183,9 @@ TALLY_INTERNAL void tallyO_destroy(tally_rt *rt);
 TALLY_INTERNAL const tallyO_typeinfo *tallyO_type_lookup(tally_rt *rt, const tally_type *type);
 /* Allocates an object (not tracked, no collector bookkeeping): count 1. */
 TALLY_INTERNAL void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *ti, size_t nitems);
+/* The same with the site of the request, for the tracer (tallyH_malloc_at). */
+TALLY_INTERNAL void *tallyO_new_slow_at(tally_rt *rt, const tallyO_typeinfo *ti, size_t nitems,
+                                        const char *file, int line, const void *caller);
 /* Gives the blocks of the free stacks back to the heap. */
 TALLY_INTERNAL void tallyO_cache_flush(tally_rt *rt);
 TALLY_INTERNAL const tally_type *tallyO_type(tally_rt *rt, const void *o);

@@ -55,13 +55,21 @@ TALLY_INLINE void *tallyO_init_small(tally_rt *rt, uint8_t *b, const tallyO_type
 }
 
 /* A new object of the type ti describes, or NULL with the error set.  A
- * container comes with TRACKED set in its header: the caller links it. */
-TALLY_INLINE void *tallyO_new(tally_rt *rt, const tallyO_typeinfo *ti)
+ * container comes with TRACKED set in its header: the caller links it.  The
+ * site (file, line, caller) goes to the tracer; the free stacks are bypassed
+ * while tracing (h->slow), so every traced object's block comes from the heap. */
+TALLY_INLINE void *tallyO_new_at(tally_rt *rt, const tallyO_typeinfo *ti, const char *file,
+                                 int line, const void *caller)
 {
     tallyO_freestack *fs = ti->stack;
     if (TALLY_LIKELY(fs != NULL) && fs->n != 0 && !rt->heap.slow) /* no user code runs here */
         return tallyO_init_small(rt, fs->block[--fs->n], ti);
-    return tallyO_new_slow(rt, ti, 0);
+    return tallyO_new_slow_at(rt, ti, 0, file, line, caller);
+}
+
+TALLY_INLINE void *tallyO_new(tally_rt *rt, const tallyO_typeinfo *ti)
+{
+    return tallyO_new_at(rt, ti, NULL, 0, NULL);
 }
 
 #endif /* TALLY_OBJECT_INLINE_H */

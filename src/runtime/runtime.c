@@ -56,6 +56,7 @@ static void layers_init(tally_rt *rt)
     tallyO_init(rt);
     int rc = tallyG_init(rt);
     rc |= tallyT_init(rt);
+    tallyM_init(rt);
     (void)rc;
     TALLY_ASSERT(rc == 0);
 }

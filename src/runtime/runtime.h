@@ -1,6 +1,6 @@
 /* runtime.h - the runtime handle: one struct holding every layer's state.
  *
- * Layers below (heap, object, gc, types, and later trace) keep their state in structs of
+ * Layers below (heap, object, gc, types, trace) keep their state in structs of
  * their own; the runtime puts them together.  The heap comes first, and this is an
  * invariant the heap relies on: a tallyH_heap pointer and its tally_rt pointer are
  * the same address, so the heap can name its runtime (tally_runtime_of) without
@@ -12,6 +12,7 @@
 #include "gc/gc.h"
 #include "heap/heap.h"
 #include "object/object.h"
+#include "trace/trace.h"
 #include "types/types.h"
 
 struct tally_rt {
@@ -22,6 +23,7 @@ struct tally_rt {
     tallyO_state obj;  /* objects: type table, deaths in progress */
     tallyG_state gc;   /* the collector and weak references */
     tallyT_state types; /* built-in types: small ints, interned strs, empty tuple */
+    tallyM_state trace; /* allocation tracing (src/trace/) */
 };
 
 _Static_assert(offsetof(struct tally_rt, heap) == 0, "the heap must be the runtime's first member");

@@ -1,0 +1,184 @@
+/* tally/trace.h - allocation tracing inside a runtime (Python's tracemalloc).
+ *
+ * While a runtime traces, every block it hands out (tally_malloc, calloc,
+ * realloc, tally_new and every object the built-in types make) is recorded with
+ * the size requested and the place that asked for it: the file and line of the
+ * call (the allocation calls are macros passing __FILE__ and __LINE__, see
+ * tally/heap.h) and, when tracing with nframes > 1, the native call stack.  A
+ * traced block that is freed stops being traced; a realloc moves its trace.
+ * Blocks allocated before tracing started are not traced.  The figures are the
+ * requested sizes, as tracemalloc's: not the size classes the heap rounds to.
+ *
+ * A library's own allocations are recorded where the library makes them, as
+ * tracemalloc shows a library's line: a str made by tally_str() is traced at a
+ * line of src/types/str.c (paths are relative to Tally's source root); with
+ * nframes > 1 the native stack shows the caller's frames above it.
+ *
+ * The tracer keeps its tables in the runtime's own heap, through a path that is
+ * never traced, so tracing works in a fixed-buffer runtime without the system
+ * allocator (except once: the first tally_trace_start with nframes > 1 in a
+ * process lets glibc's backtrace() load its unwinder, which may call malloc).
+ * If its tables cannot grow, the user's allocation still succeeds and the block
+ * is counted as untraced (tally_trace_stats.untraced).  Like the rest of a
+ * runtime, the tracer is used by one thread at a time.
+ *
+ * Snapshots copy the traces at one moment; statistics group them by line, file
+ * or whole traceback, sorted by size; compare gives what changed between two
+ * snapshots; filters keep or drop traces by file pattern and line.  Arrays
+ * returned here are released with tally_trace_release(); they point into the
+ * snapshot they came from, which must outlive them.
+ */
+#ifndef TALLY_TRACE_H
+#define TALLY_TRACE_H
+
+#include <stddef.h>
+
+#include "tally/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Most frames a traceback holds. */
+#define TALLY_TRACE_MAX_FRAMES 64
+
+/* Starts tracing with tracebacks of nframes frames (1..TALLY_TRACE_MAX_FRAMES):
+ * 1 records the file and line only; more also records the native return
+ * addresses of the callers (glibc's backtrace()).  Returns 0, or -1 with
+ * TALLY_EINVAL for a bad nframes.  Starting while tracing keeps the traces and
+ * sets the limit for the traces recorded from then on (as tracemalloc.start). */
+TALLY_API int tally_trace_start(tally_rt *rt, int nframes);
+/* Stops tracing: every trace is forgotten and the tracer's memory is freed.
+ * Snapshots taken earlier stay valid. */
+TALLY_API void tally_trace_stop(tally_rt *rt);
+TALLY_API int tally_trace_is_tracing(tally_rt *rt);
+/* The traceback limit given to tally_trace_start (0 when not tracing). */
+TALLY_API int tally_trace_get_traceback_limit(tally_rt *rt);
+
+/* Bytes requested by the traced blocks alive now, and the most there were at
+ * once since tracing started or the peak was reset (0 and 0 when not tracing). */
+TALLY_API void tally_trace_get_traced_memory(tally_rt *rt, size_t *current, size_t *peak);
+/* Sets the peak to the current figure. */
+TALLY_API void tally_trace_reset_peak(tally_rt *rt);
+/* Bytes of heap blocks the tracer itself holds (its tables). */
+TALLY_API size_t tally_trace_get_overhead(tally_rt *rt);
+
+typedef struct tally_trace_stats {
+    size_t current;              /* as tally_trace_get_traced_memory */
+    size_t peak;
+    size_t traces;               /* traced blocks alive */
+    size_t sites;                /* distinct sites (file, line, stack) recorded */
+    size_t overhead;             /* as tally_trace_get_overhead */
+    unsigned long long untraced; /* allocations left untraced: the tracer's own
+                                    tables could not grow (heap exhausted) */
+    int nframes;                 /* traceback limit, 0 when not tracing */
+} tally_trace_stats;
+TALLY_API void tally_trace_get_stats(tally_rt *rt, tally_trace_stats *out);
+
+/* Where a block was allocated.  frames are native return addresses, innermost
+ * first: frames[0] lies in the function that made the call at file:line (the
+ * call site itself), frames[1] in its caller, and so on.  Without a native
+ * stack (nframes 1) nframes is 0 and frames NULL.  file is "<unknown>" and line
+ * 0 for calls made through the plain functions (no site macros). */
+typedef struct tally_trace_site {
+    const char *file;
+    int line;
+    int nframes;
+    void *const *frames;
+} tally_trace_site;
+
+/* The site and requested size of the traced block at p (a block, or an object
+ * as tally_new returned it), like tracemalloc.get_object_traceback.  frames
+ * (up to TALLY_TRACE_MAX_FRAMES) are copied to frames_out, which site->frames
+ * then points to.  Returns 0, or -1 when p is not traced (no error is set). */
+TALLY_API int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace_site *site,
+                                        size_t *size, void *frames_out[TALLY_TRACE_MAX_FRAMES]);
+
+/* ---- snapshots -------------------------------------------------------------------- */
+
+typedef struct tally_trace_snapshot tally_trace_snapshot;
+
+/* A copy of the traces now, or NULL with the error set (TALLY_EINVAL when not
+ * tracing; TALLY_ENOMEM ...).  Its memory comes from rt's heap (never traced);
+ * it stays valid after tally_trace_stop, until tally_trace_snapshot_free. */
+TALLY_API tally_trace_snapshot *tally_trace_take_snapshot(tally_rt *rt);
+TALLY_API void tally_trace_snapshot_free(tally_trace_snapshot *snap);
+
+/* One trace of a snapshot. */
+typedef struct tally_trace {
+    size_t size;           /* bytes requested */
+    tally_trace_site site; /* frames point into the snapshot */
+} tally_trace;
+/* Number of traces in snap, and their total size in *total (may be NULL). */
+TALLY_API size_t tally_trace_snapshot_count(const tally_trace_snapshot *snap, size_t *total);
+/* Trace i (0 <= i < count) in *out; 0, or -1 if i is out of range. */
+TALLY_API int tally_trace_snapshot_get(const tally_trace_snapshot *snap, size_t i, tally_trace *out);
+/* The traceback limit the traces were recorded with. */
+TALLY_API int tally_trace_snapshot_limit(const tally_trace_snapshot *snap);
+
+/* Filters (tracemalloc.Filter): a trace matches when its file matches pattern
+ * (fnmatch(3) without flags, so '*' also matches '/'; NULL matches any file) and,
+ * if line is nonzero, its line is line.  A trace is kept if it matches at least
+ * one inclusive filter (when there are any) and no exclusive filter. */
+typedef struct tally_trace_filter {
+    int inclusive;       /* nonzero: keep what matches; 0: drop what matches */
+    const char *pattern; /* fnmatch pattern for the file */
+    int line;            /* 0: any line */
+} tally_trace_filter;
+/* A new snapshot of the traces of snap that pass the n filters (n may be 0:
+ * a copy), or NULL with the error set. */
+TALLY_API tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *snap,
+                                                            const tally_trace_filter *filters,
+                                                            size_t n);
+
+/* ---- statistics ------------------------------------------------------------------- */
+
+/* How traces are grouped (tracemalloc's key_type). */
+typedef enum tally_trace_key {
+    TALLY_TRACE_BY_LINE = 1,      /* file and line ('lineno') */
+    TALLY_TRACE_BY_FILE = 2,      /* file ('filename'); line is 0 */
+    TALLY_TRACE_BY_TRACEBACK = 3  /* file, line and native stack ('traceback') */
+} tally_trace_key;
+
+/* One group of traces (tracemalloc.Statistic).  site.frames (BY_TRACEBACK only)
+ * point into the snapshot. */
+typedef struct tally_trace_stat {
+    tally_trace_site site;
+    size_t count;   /* blocks */
+    size_t size;    /* bytes requested, in all */
+    size_t average; /* size / count */
+} tally_trace_stat;
+
+/* The traces of snap grouped by key, sorted by size, largest first (then by
+ * count, then by file and line): an array of *n entries, released with
+ * tally_trace_release.  NULL with the error set on failure (the array comes
+ * from the snapshot's runtime's heap). */
+TALLY_API tally_trace_stat *tally_trace_statistics(const tally_trace_snapshot *snap,
+                                                   tally_trace_key key, size_t *n);
+
+/* One group in two snapshots (tracemalloc.StatisticDiff). */
+typedef struct tally_trace_diff {
+    tally_trace_site site;
+    size_t count;         /* in the newer snapshot */
+    size_t size;
+    long long count_diff; /* newer - older */
+    long long size_diff;
+} tally_trace_diff;
+
+/* The groups of now and old (snapshots of one runtime, or of runtimes that are
+ * both open) by key, with their differences, sorted by the absolute size
+ * difference, largest first (then size, absolute count difference, count), as
+ * Snapshot.compare_to does.  *n entries, released with tally_trace_release;
+ * NULL with the error set on failure. */
+TALLY_API tally_trace_diff *tally_trace_compare(const tally_trace_snapshot *now,
+                                                const tally_trace_snapshot *old,
+                                                tally_trace_key key, size_t *n);
+
+/* Releases an array returned by tally_trace_statistics or tally_trace_compare
+ * (NULL is ignored). */
+TALLY_API void tally_trace_release(void *array);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TALLY_TRACE_H */

@@ -1,0 +1,187 @@
+/* snapshot.c - snapshots of the traces, and filters that make new snapshots.
+ *
+ * A snapshot is one block of the runtime's heap (from tallyH_malloc_quiet, so
+ * never traced and usable in a fixed-buffer runtime):
+ *
+ *   | header | traces: {size, site id} ... | sites ... | frames ... |
+ *
+ * The sites and frames are copies of the tracer's tables, so a snapshot outlives
+ * them (tally_trace_stop, later growth); file names are the __FILE__ literals of
+ * the program, which live as long as it does.  A filter copies the traces that
+ * pass and every site (ids stay the same; unused sites cost a few bytes and
+ * never show in statistics, which start from the traces).
+ *
+ * The layout keeps every section aligned for its type: the header, the traces
+ * ({size_t, uint32_t}), the sites (pointer-aligned) and the frames are all
+ * multiples of 8 bytes on the platforms Tally runs on; the asserts below hold it.
+ */
+#include "trace/trace.h"
+
+#include <fnmatch.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+_Static_assert(sizeof(struct tally_trace_snapshot) % sizeof(void *) == 0, "aligned sections");
+_Static_assert(sizeof(tallyM_strace) % sizeof(void *) == 0, "aligned sections");
+_Static_assert(sizeof(tallyM_site) % sizeof(void *) == 0, "aligned sections");
+
+/* A snapshot with room for the given counts, its section pointers set; NULL with
+ * the error set. */
+static tally_trace_snapshot *snap_alloc(tally_rt *rt, size_t ntraces, size_t nsites, size_t nframes)
+{
+    size_t bytes = sizeof(struct tally_trace_snapshot), part;
+    bool overflow = __builtin_mul_overflow(ntraces, sizeof(tallyM_strace), &part) ||
+                    __builtin_add_overflow(bytes, part, &bytes) ||
+                    __builtin_mul_overflow(nsites, sizeof(tallyM_site), &part) ||
+                    __builtin_add_overflow(bytes, part, &bytes) ||
+                    __builtin_mul_overflow(nframes, sizeof(void *), &part) ||
+                    __builtin_add_overflow(bytes, part, &bytes);
+    tally_trace_snapshot *snap = overflow ? NULL : tallyH_malloc_quiet(&rt->heap, bytes);
+    if (snap == NULL) {
+        tallyB_error_set(&rt->heap.err, TALLY_ENOMEM,
+                         "trace snapshot: no memory for %zu traces and %zu sites", ntraces, nsites);
+        return NULL;
+    }
+    snap->rt = rt;
+    snap->limit = 0;
+    snap->ntraces = ntraces;
+    snap->nsites = nsites;
+    snap->nframes = nframes;
+    snap->traces = (tallyM_strace *)(void *)(snap + 1);
+    snap->sites = (tallyM_site *)(void *)(snap->traces + ntraces);
+    snap->frames = (void **)(void *)(snap->sites + nsites);
+    return snap;
+}
+
+static void copy_trace(void *arg, size_t size, uint32_t site)
+{
+    tally_trace_snapshot *snap = arg;
+    snap->traces[snap->ntraces++] = (tallyM_strace){size, site};
+}
+
+tally_trace_snapshot *tally_trace_take_snapshot(tally_rt *rt)
+{
+    const tallyM_state *s = &rt->trace;
+    if (!s->tracing) {
+        tallyB_error_set(&rt->heap.err, TALLY_EINVAL,
+                         "tally_trace_take_snapshot: the runtime is not tracing (tally_trace_start)");
+        return NULL;
+    }
+    tally_trace_snapshot *snap = snap_alloc(rt, s->ntraces, s->nsites, s->nframes_used);
+    if (snap == NULL)
+        return NULL;
+    snap->limit = s->limit;
+    snap->ntraces = 0;
+    tallyM_each(s, copy_trace, snap);
+    if (s->nsites)
+        memcpy(snap->sites, s->sites, s->nsites * sizeof *s->sites);
+    if (s->nframes_used)
+        memcpy(snap->frames, s->frames, s->nframes_used * sizeof *s->frames);
+    return snap;
+}
+
+void tally_trace_snapshot_free(tally_trace_snapshot *snap)
+{
+    if (snap != NULL)
+        tallyH_free_quiet(&snap->rt->heap, snap);
+}
+
+void tallyM_snap_site(const tally_trace_snapshot *snap, uint32_t site, tally_trace_site *out)
+{
+    const tallyM_site *x = &snap->sites[site];
+    out->file = x->file ? x->file : TALLY_TRACE_UNKNOWN;
+    out->line = x->line;
+    out->nframes = (int)x->nframes;
+    out->frames = x->nframes ? snap->frames + x->frames : NULL;
+}
+
+size_t tally_trace_snapshot_count(const tally_trace_snapshot *snap, size_t *total)
+{
+    if (total) {
+        size_t sum = 0;
+        for (size_t i = 0; i < snap->ntraces; i++)
+            sum += snap->traces[i].size;
+        *total = sum;
+    }
+    return snap->ntraces;
+}
+
+int tally_trace_snapshot_get(const tally_trace_snapshot *snap, size_t i, tally_trace *out)
+{
+    if (i >= snap->ntraces)
+        return -1;
+    out->size = snap->traces[i].size;
+    tallyM_snap_site(snap, snap->traces[i].site, &out->site);
+    return 0;
+}
+
+int tally_trace_snapshot_limit(const tally_trace_snapshot *snap)
+{
+    return snap->limit;
+}
+
+/* ---- filters ---------------------------------------------------------------------- */
+
+static bool matches(const tally_trace_filter *f, const tally_trace_site *site)
+{
+    if (f->line != 0 && site->line != f->line)
+        return false;
+    return f->pattern == NULL || fnmatch(f->pattern, site->file, 0) == 0;
+}
+
+/* tracemalloc's rule: at least one inclusive filter matches (if there are any),
+ * and no exclusive filter does. */
+static bool passes(const tally_trace_filter *filters, size_t n, const tally_trace_site *site)
+{
+    bool any_inclusive = false, included = false;
+    for (size_t i = 0; i < n; i++) {
+        bool m = matches(&filters[i], site);
+        if (filters[i].inclusive) {
+            any_inclusive = true;
+            included = included || m;
+        } else if (m) {
+            return false;
+        }
+    }
+    return !any_inclusive || included;
+}
+
+tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *snap,
+                                                  const tally_trace_filter *filters, size_t n)
+{
+    tally_rt *rt = snap->rt;
+    if (n != 0 && filters == NULL) {
+        tallyB_error_set(&rt->heap.err, TALLY_EINVAL, "tally_trace_snapshot_filter: no filters");
+        return NULL;
+    }
+    /* Each site's verdict once, in a scratch array of the heap. */
+    size_t nsites = snap->nsites ? snap->nsites : 1;
+    uint8_t *keep = tallyH_malloc_quiet(&rt->heap, nsites);
+    if (keep == NULL) {
+        tallyB_error_set(&rt->heap.err, TALLY_ENOMEM, "tally_trace_snapshot_filter: no memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < snap->nsites; i++) {
+        tally_trace_site site;
+        tallyM_snap_site(snap, (uint32_t)i, &site);
+        keep[i] = passes(filters, n, &site);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < snap->ntraces; i++)
+        kept += keep[snap->traces[i].site];
+    tally_trace_snapshot *out = snap_alloc(rt, kept, snap->nsites, snap->nframes);
+    if (out != NULL) {
+        out->limit = snap->limit;
+        size_t k = 0;
+        for (size_t i = 0; i < snap->ntraces; i++)
+            if (keep[snap->traces[i].site])
+                out->traces[k++] = snap->traces[i];
+        if (snap->nsites)
+            memcpy(out->sites, snap->sites, snap->nsites * sizeof *snap->sites);
+        if (snap->nframes)
+            memcpy(out->frames, snap->frames, snap->nframes * sizeof *snap->frames);
+    }
+    tallyH_free_quiet(&rt->heap, keep);
+    return out;
+}

@@ -1,0 +1,178 @@
+/* trace.h - internal state of the allocation tracer (layer 5, above the types).
+ *
+ * The tracer installs hooks into the heap (tallyH_tracer): while they are
+ * installed every allocation call takes the heap's slow path, which reports
+ * each block handed out, released or resized.  The tracer keeps:
+ *
+ *   traces  which live blocks are traced, with {requested size, site id}: for
+ *           small blocks a record per pool with a slot per block (found by the
+ *           block's index: no hashing, and neighbouring blocks share cache
+ *           lines), for large ones a hash table by address (table.c).  Holds
+ *           exactly the live blocks allocated (or resized) while tracing.
+ *   sites   site id -> {file, line, native frames}: an array indexed by id,
+ *           interned through an open-addressing table keyed by (file pointer,
+ *           line, frames).  With nframes > 1 the frames start at the call site's
+ *           own return address, so a site is its stack: the stack table and the
+ *           site table are one.  Sites are never removed while tracing
+ *           (tracemalloc keeps its tracebacks the same way).
+ *   frames  the frames of all sites, one array; a site names its run by offset.
+ *
+ * Every table is a block of the runtime's heap from tallyH_malloc_quiet, which
+ * runs no hook: the tracer never traces itself and never re-enters.  A table that
+ * cannot grow costs a trace, never the user's allocation: the block is counted in
+ * `untraced` instead.  Invariant: current == sum of the traced sizes.
+ */
+#ifndef TALLY_TRACE_INTERNAL_H
+#define TALLY_TRACE_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "base/base.h"
+#include "heap/heap.h"
+#include "tally/trace.h"
+
+/* One traced large block (hash table).  addr 0 marks an empty slot. */
+typedef struct tallyM_entry {
+    uintptr_t addr;          /* the block's address (the user pointer) */
+    size_t size;             /* bytes requested */
+    uint32_t site;           /* index into sites */
+} tallyM_entry;
+
+/* One small block's slot in its pool's record.  site 0: not traced. */
+typedef struct tallyM_slot {
+    uint32_t size;           /* bytes requested (a small block is below 4 GiB) */
+    uint32_t site;           /* site id + 1 */
+} tallyM_slot;
+
+/* The traces of one small pool, with the pool's geometry when it was made. */
+typedef struct tallyM_pooltrace {
+    uintptr_t pool;          /* the pool header's address (the key) */
+    uintptr_t data;          /* its first block */
+    uint32_t bsize;          /* block size */
+    uint32_t inv;            /* reciprocal of bsize (tallyH_div) */
+    uint32_t cap;            /* blocks, and slots below */
+    uint32_t count;          /* slots in use */
+    tallyM_slot slot[];
+} tallyM_pooltrace;
+
+/* One allocation site.  file NULL means unknown (plain functions). */
+typedef struct tallyM_site {
+    const char *file;
+    int line;
+    uint32_t nframes;        /* native frames (0 with a traceback limit of 1) */
+    size_t frames;           /* offset of the first one in the frames array */
+    uint64_t hash;
+} tallyM_site;
+
+/* An entry of the table of pool records (rec NULL: empty). */
+typedef struct tallyM_poolref {
+    uintptr_t pool;
+    tallyM_pooltrace *rec;
+} tallyM_poolref;
+
+/* Entries of the caches of recent sites and pool records (a power of two). */
+#define TALLY_TRACE_RECENT 16
+
+typedef struct tallyM_state {
+    tallyH_tracer hooks;     /* what the heap calls; arg is the runtime */
+    bool tracing;
+    int limit;               /* traceback limit (nframes) */
+    size_t current;          /* bytes requested by traced live blocks */
+    size_t peak;             /* high-water mark of current */
+    unsigned long long untraced; /* blocks left untraced (tables could not grow) */
+
+    size_t ntraces;          /* traced blocks: slots in use + large entries */
+    tallyM_poolref *pools;   /* records by pool address; power-of-two capacity */
+    size_t pools_cap;
+    size_t npools;
+    tallyM_pooltrace *recent_pools[TALLY_TRACE_RECENT]; /* records found lately, by pool */
+    size_t pool_bytes;       /* usable bytes of the records */
+    tallyM_entry *traces;    /* large blocks; power-of-two capacity, or NULL */
+    size_t traces_cap;
+    size_t nlarge;
+
+    tallyM_site *sites;      /* by id */
+    uint32_t nsites;
+    uint32_t sites_cap;
+    uint32_t *site_index;    /* id + 1 by hash, 0 empty; power-of-two capacity */
+    uint32_t site_index_cap;
+    struct {                 /* nframes 1: sites found lately, by (file, line) hash */
+        const char *file;
+        int line;
+        uint32_t id;
+    } recent[TALLY_TRACE_RECENT];
+
+    void **frames;           /* frames of all sites */
+    size_t nframes_used;
+    size_t frames_cap;
+} tallyM_state;
+
+struct tally_rt;
+TALLY_INTERNAL void tallyM_init(struct tally_rt *rt);
+
+/* ---- table.c: the trace table ------------------------------------------------- */
+/* A trace found: where it lives and what it says. */
+typedef struct tallyM_ref {
+    tallyM_pooltrace *rec;   /* small block: its record and slot */
+    tallyM_slot *slot;
+    tallyM_entry *entry;     /* large block: its hash entry */
+    size_t size;
+    uint32_t site;
+} tallyM_ref;
+/* The trace of block p (a user pointer), found without reading p's pool (it may
+ * be gone); false if p is not traced. */
+TALLY_INTERNAL bool tallyM_lookup(const tallyH_heap *h, tallyM_state *s, uintptr_t p,
+                                  tallyM_ref *ref);
+/* Removes a trace found by tallyM_lookup. */
+TALLY_INTERNAL void tallyM_drop(tallyM_state *s, const tallyM_ref *ref);
+/* Changes a trace found by tallyM_lookup (no table changes shape). */
+TALLY_INTERNAL void tallyM_set(const tallyM_ref *ref, size_t size, uint32_t site);
+/* Traces live block p (its pool is read); *replaced is the size of a trace p had
+ * already (else 0).  False if the tables could not make room (p had no trace). */
+TALLY_INTERNAL bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size,
+                               uint32_t site, size_t *replaced);
+typedef void (*tallyM_visit_fn)(void *arg, size_t size, uint32_t site);
+/* Calls fn for every trace. */
+TALLY_INTERNAL void tallyM_each(const tallyM_state *s, tallyM_visit_fn fn, void *arg);
+/* Usable bytes of the trace table's blocks. */
+TALLY_INTERNAL size_t tallyM_table_bytes(const tallyM_state *s);
+TALLY_INTERNAL void tallyM_table_free(tallyH_heap *h, tallyM_state *s);
+
+/* ---- site.c: sites and stacks ---------------------------------------------------- */
+#define TALLY_SITE_NONE UINT32_MAX
+/* The id of the site of an allocation made now from (file, line), called from
+ * caller; TALLY_SITE_NONE if the tables could not grow. */
+TALLY_INTERNAL uint32_t tallyM_site_of(tallyH_heap *h, tallyM_state *s, const char *file,
+                                       int line, const void *caller);
+/* The public view of site id. */
+TALLY_INTERNAL void tallyM_site_get(const tallyM_state *s, uint32_t id, tally_trace_site *out);
+/* Frees the site tables. */
+TALLY_INTERNAL void tallyM_sites_free(tallyH_heap *h, tallyM_state *s);
+
+/* The file name reported for an unknown file. */
+#define TALLY_TRACE_UNKNOWN "<unknown>"
+
+/* ---- snapshot.c ------------------------------------------------------------------ */
+/* A snapshot: one heap block holding the header, the traces, the sites and
+ * their frames (so it outlives the tracer's tables). */
+typedef struct tallyM_strace {
+    size_t size;
+    uint32_t site;
+} tallyM_strace;
+
+struct tally_trace_snapshot {
+    struct tally_rt *rt;     /* whose heap holds this block */
+    int limit;               /* traceback limit */
+    size_t ntraces;
+    size_t nsites;
+    size_t nframes;
+    tallyM_strace *traces;
+    tallyM_site *sites;      /* frames offsets index frames below */
+    void **frames;
+};
+
+/* The site of trace i of a snapshot, in public form. */
+TALLY_INTERNAL void tallyM_snap_site(const tally_trace_snapshot *snap, uint32_t site,
+                                     tally_trace_site *out);
+
+#endif /* TALLY_TRACE_INTERNAL_H */
