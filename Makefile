@@ -24,6 +24,7 @@ BENCH_ARGS  ?=
 BENCH_GC_ARGS ?=
 BENCH_TYPES_ARGS ?=
 BENCH_TRACE_ARGS ?=
+BENCH_PRELOAD_ARGS ?=
 
 # Sanitizer runtime settings for the build-asan/ run (kept if already set).
 ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
@@ -44,7 +45,7 @@ ASAN_OPTS    = -DCMAKE_BUILD_TYPE=Debug -DTALLY_SANITIZE=ON -DTALLY_POOL_SHIFT=1
 POOL12_OPTS  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_SANITIZE=OFF -DTALLY_POOL_SHIFT=12
 
 .PHONY: all build demo test check deps check-deps check-default check-asan \
-        check-pool12 check-install check-symbols memcheck bench bench-gc bench-types bench-trace install clean help
+        check-pool12 check-install check-symbols memcheck bench bench-gc bench-types bench-preload bench-trace install clean help
 
 all: build
 
@@ -58,6 +59,7 @@ help:
 	@echo 'make bench      Release benchmarks (build-bench/) via bench/run_alloc.py [BENCH_ARGS=--quick]'
 	@echo 'make bench-gc   objects + collector vs CPython via bench/run_gc.py [BENCH_GC_ARGS=--quick]'
 	@echo 'make bench-types built-in types vs CPython via bench/run_types.py [BENCH_TYPES_ARGS=--reps 3]'
+	@echo 'make bench-preload  tally run vs heaptrack and massif via bench/preload/run.py [BENCH_PRELOAD_ARGS=--reps 3]'
 	@echo 'make bench-trace  cost of allocation tracing (untraced, 1 frame, 16 frames) [BENCH_TRACE_ARGS="40 7"]'
 	@echo 'make install PREFIX=/usr/local   install headers, libraries, CMake + pkg-config files'
 	@echo 'make clean      remove every build*/ directory'
@@ -138,6 +140,13 @@ bench-types:
 	$(call configure,build-bench,-DCMAKE_BUILD_TYPE=Release -DTALLY_BUILD_BENCH=ON -DTALLY_BUILD_TESTS=OFF -DTALLY_BUILD_EXAMPLES=OFF -DTALLY_SANITIZE=OFF)
 	$(CMAKE) --build build-bench -j$(JOBS) --target types_bench
 	$(PYTHON) bench/run_types.py build-bench/bench $(BENCH_TYPES_ARGS)
+
+# The profiler (tally run) against heaptrack and massif on an allocation-heavy program.
+bench-preload:
+	./scripts/deps.sh --bench
+	$(call configure,build-bench,-DCMAKE_BUILD_TYPE=Release -DTALLY_BUILD_BENCH=ON -DTALLY_BUILD_TESTS=OFF -DTALLY_BUILD_EXAMPLES=OFF -DTALLY_SANITIZE=OFF)
+	$(CMAKE) --build build-bench -j$(JOBS) --target tally_cli tally_preload
+	$(PYTHON) bench/preload/run.py build-bench $(BENCH_PRELOAD_ARGS)
 
 # The cost of allocation tracing on a mixed workload (bench/trace_bench.c): rounds, reps.
 bench-trace:

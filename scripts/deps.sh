@@ -45,10 +45,16 @@ probe() {
     have_header valgrind/memcheck.h || add valgrind
     have python3    || add python3       # never reinstalled when python3 exists
     have_pc cmocka  || add libcmocka-dev
+    # The profiler (src/tools): libunwind for stacks, libdw (elfutils) to symbolise
+    # them, g++ for the C++ test program of operator new/delete.
+    have_pc libunwind || add libunwind-dev
+    have_header elfutils/libdwfl.h || add libdw-dev
+    have g++        || add g++
     if [ "$bench" = 1 ]; then
         have_pc jemalloc      || add libjemalloc-dev
         have_pc libtcmalloc   || add libgoogle-perftools-dev
         have_header mimalloc.h || add libmimalloc-dev
+        have heaptrack        || add heaptrack   # bench/preload compares against it
     fi
 }
 

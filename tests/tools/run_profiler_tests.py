@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""run_profiler_tests.py - end-to-end tests of `tally run` and `tally report`.
+
+Each case runs a program under `tally run`, reads `tally report --format json` and
+checks the figures the program is known to produce.  One case per ctest test:
+
+    run_profiler_tests.py --tally TALLY --progs DIR --src DIR CASE
+
+Cases: exact, calls, cxx, threads, crash, abort, kill, fork, dlopen, sample, python, text,
+valgrind (leaks against memcheck, peak against massif).  The programs are in
+tests/tools/prog_*.c; their marker comments (/* LEAK_LINE */ ...) give the lines the
+report must name.  Exit status 0: passed; 77: skipped (a tool is missing).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def marker_line(src, name, marker):
+    with open(os.path.join(src, name)) as f:
+        for i, line in enumerate(f, 1):
+            if marker in line:
+                return i
+    raise Fail(f"marker {marker} not in {name}")
+
+
+class Env:
+    def __init__(self, args):
+        self.tally = args.tally
+        self.progs = args.progs
+        self.src = args.src
+        self.tmp = tempfile.mkdtemp(prefix="tally-prof-")
+
+    def prog(self, name):
+        return os.path.join(self.progs, name)
+
+    def run(self, argv, out="cap.tly", opts=(), expect_rc=0, **kw):
+        cap = os.path.join(self.tmp, out)
+        cmd = [self.tally, "run", *opts, "-o", cap, "--", *argv]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, **kw)
+        if expect_rc is not None and p.returncode != expect_rc:
+            raise Fail(f"{cmd}: exit {p.returncode}, expected {expect_rc}\n{p.stderr}")
+        return cap, p
+
+    def report(self, cap, fmt="json", top=50):
+        p = subprocess.run([self.tally, "report", cap, "--format", fmt, "--top", str(top)],
+                           capture_output=True, text=True, timeout=240)
+        if p.returncode != 0:
+            raise Fail(f"tally report {cap}: exit {p.returncode}\n{p.stderr}")
+        return json.loads(p.stdout) if fmt == "json" else p.stdout
+
+
+def site_is(entry, function, file=None, line=None):
+    s = entry["site"]
+    if s is None or s["function"] is None or function not in s["function"]:
+        return False
+    if file is not None and (s["file"] is None or not s["file"].endswith(file)):
+        return False
+    return line is None or s["line"] == line
+
+
+def find_site(rep, table, function):
+    for e in rep[table]:
+        if site_is(e, function):
+            return e
+    return None
+
+
+def leak_with(rep, function):
+    for e in rep["leaks"]:
+        if e["stack"] and e["stack"][0]["function"] and function in e["stack"][0]["function"]:
+            return e
+    return None
+
+
+# ---- cases ---------------------------------------------------------------------------
+
+def case_exact(env):
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "exact"])
+    rep = env.report(cap)
+    sizes = [16 + (i % 100) * 8 for i in range(1000)]
+    t = rep["totals"]
+    check(rep["exited"] and not rep["truncated"], "capture should be complete")
+    check(t["allocations"] == 1000, f"allocations {t['allocations']} != 1000")
+    check(t["frees"] == 990, f"frees {t['frees']} != 990")
+    check(t["bytes_allocated"] == sum(sizes), f"bytes {t['bytes_allocated']} != {sum(sizes)}")
+    check(rep["peak"]["bytes"] == sum(sizes) and rep["peak"]["blocks"] == 1000,
+          f"peak {rep['peak']}")
+    check(rep["exit"] == {"bytes": sum(sizes[990:]), "blocks": 10}, f"exit {rep['exit']}")
+    check(len(rep["leaks"]) == 1, f"one leaking stack expected: {rep['leaks']}")
+    leak = rep["leaks"][0]
+    top = leak["stack"][0]
+    line = marker_line(env.src, "prog_alloc.c", "LEAK_LINE")
+    check(leak["count"] == 10 and leak["bytes"] == sum(sizes[990:]), f"leak {leak}")
+    check(top["function"] == "leak_block" and top["file"].endswith("prog_alloc.c")
+          and top["line"] == line, f"leak site {top}, expected leak_block prog_alloc.c:{line}")
+    check(any(f["function"] == "main" for f in leak["stack"]), "main not in the leak's stack")
+    make = find_site(rep, "allocated_by_count", "make_block")
+    check(make is not None and make["count"] == 990 and make["bytes"] == sum(sizes[:990])
+          and make["site"]["line"] == marker_line(env.src, "prog_alloc.c", "MAKE_LINE"),
+          f"make_block site {make}")
+    # --frames 1: only the immediate caller.
+    cap1, _ = env.run([env.prog("tally_prog_alloc"), "exact"], out="f1.tly", opts=["--frames", "1"])
+    rep1 = env.report(cap1)
+    check(rep1["frames"] == 1 and all(len(e["stack"]) == 1 for e in rep1["leaks"]),
+          "--frames 1 should record one frame")
+    check(rep1["totals"] == rep["totals"], "--frames 1 totals differ")
+
+
+def case_calls(env):
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "calls"])
+    rep = env.report(cap)
+    t = rep["totals"]
+    check(t["by_kind"] == {"malloc": 1, "calloc": 2, "realloc": 3, "aligned": 6, "new": 0,
+                           "new[]": 0}, f"by kind {t['by_kind']}")
+    check(t["allocations"] == 12 and t["frees"] == 10, f"totals {t}")
+    check(rep["exit"] == {"bytes": 940, "blocks": 2}, f"exit {rep['exit']}")
+    lines = {marker_line(env.src, "prog_alloc.c", "LEAK_CALLOC"),
+             marker_line(env.src, "prog_alloc.c", "LEAK_ALIGNED")}
+    got = {e["stack"][0]["line"] for e in rep["leaks"] if e["stack"][0]["function"] == "leak_calls"}
+    check(got == lines, f"leak lines {got} != {lines}")
+
+
+def case_cxx(env):
+    prog = env.prog("tally_prog_cxx")
+    if not os.path.exists(prog):
+        print("no C++ compiler: skipped")
+        return SKIP
+    cap, _ = env.run([prog])
+    rep = env.report(cap)
+    k = rep["totals"]["by_kind"]
+    # Beyond the program's own: libstdc++'s emergency exception pool (one malloc).
+    check(k["new"] == 3 and k["new[]"] == 4, f"by kind {k}")
+    leak = leak_with(rep, "leak_cxx")
+    line = marker_line(env.src, "prog_cxx.cpp", "CXX_LEAK_LINE")
+    check(leak is not None and leak["count"] == 1 and leak["bytes"] == 77
+          and leak["stack"][0]["line"] == line, f"leak_cxx leak {leak}")
+    live_new = [e for e in rep["leaks"] if e is not leak and e["stack"]
+                and "main" in [f["function"] for f in e["stack"]]]
+    check(not live_new, f"only leak_cxx should leak from main: {live_new}")
+
+
+def case_threads(env):
+    cap, p = env.run([env.prog("tally_prog_threads")])
+    count, nbytes = map(int, p.stdout.split())
+    rep = env.report(cap)
+    site = find_site(rep, "allocated_by_count", "thread_alloc")
+    check(site is not None and site["count"] == count and site["bytes"] == nbytes,
+          f"thread_alloc site {site}, expected {count} blocks {nbytes} bytes")
+    check(rep["totals"]["frees"] >= count, "frees missing")
+    check(find_site(rep, "exit_by_count", "thread_alloc") is None, "thread_alloc blocks leaked")
+    check(rep["totals"]["unmatched_frees"] == 0, "unmatched frees")
+
+
+def case_death(env, mode, sig):
+    cap, p = env.run([env.prog("tally_prog_alloc"), mode], expect_rc=128 + sig)
+    rep = env.report(cap)
+    check(not rep["exited"], "a crashed program cannot have reached exit")
+    site = find_site(rep, "allocated_by_count", "before_death")
+    check(site is not None and site["count"] == 100 and site["bytes"] == 100000,
+          f"before_death site {site}")
+    text = env.report(cap, fmt="text")
+    check("did not reach exit()" in text, "text report should say the program did not exit")
+
+
+def case_crash(env):
+    case_death(env, "crash", signal.SIGSEGV)
+
+
+def case_abort(env):
+    case_death(env, "abort", signal.SIGABRT)
+
+
+def children(ppid):
+    """Pids whose parent is ppid (from /proc, without procps)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == ppid:
+            out.append(int(d))
+    return out
+
+
+def case_kill(env):
+    cap = os.path.join(env.tmp, "kill.tly")
+    proc = subprocess.Popen([env.tally, "run", "-o", cap, "--", env.prog("tally_prog_alloc"),
+                             "wait"], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    check(line == "ready\n", f"program said {line!r}")
+    # The program is tally's child: kill it, not tally.
+    pids = children(proc.pid)
+    check(len(pids) == 1, f"children of tally run: {pids}")
+    os.kill(pids[0], signal.SIGKILL)
+    rc = proc.wait(timeout=60)
+    check(rc == 128 + signal.SIGKILL, f"tally run exit {rc}")
+    rep = env.report(cap)
+    site = find_site(rep, "allocated_by_count", "before_death")
+    check(site is not None and site["count"] == 100, f"before_death site {site}")
+    check(not rep["exited"], "killed program reached exit?")
+
+
+def case_fork(env):
+    for f in os.listdir(env.tmp):
+        os.unlink(os.path.join(env.tmp, f))
+    true = shutil.which("true") or "/bin/true"
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "fork", os.path.realpath(true)])
+    rep = env.report(cap)
+    sizes = sorted({e["bytes"] // e["count"] for e in rep["allocated_by_count"]
+                    if e["stack"] and any(f["function"] == "fork_test" for f in e["stack"])})
+    check(sizes == [111, 333], f"parent capture should hold 111 and 333 only: {sizes}")
+    others = [f for f in os.listdir(env.tmp) if f.startswith("cap.tly.")]
+    check(len(others) == 1, f"one capture from the exec'd child expected: {others}")
+    child = env.report(os.path.join(env.tmp, others[0]))
+    check(child["exited"] and child["argv"][0].endswith("true"), f"child capture {child['argv']}")
+
+
+def case_dlopen(env):
+    lib = env.prog("libtally_prog_lib.so")
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "dlopen", lib])
+    rep = env.report(cap)
+    leak = leak_with(rep, "tally_test_lib_alloc")
+    line = marker_line(env.src, "prog_lib.c", "LIB_LINE")
+    check(leak is not None and leak["count"] == 4 and leak["bytes"] == 4 * 4444
+          and leak["stack"][0]["file"].endswith("prog_lib.c")
+          and leak["stack"][0]["line"] == line,
+          f"leak from the dlopen'ed library: {leak}")
+
+
+def case_sample(env):
+    prog = env.prog("tally_prog_threads")
+    cap, p = env.run([prog], opts=["--sample", "65536"])
+    count, nbytes = map(int, p.stdout.split())
+    rep = env.report(cap)
+    check(rep["sample_bytes"] == 65536, "sample_bytes")
+    site = find_site(rep, "allocated_by_bytes", "thread_alloc")
+    check(site is not None, "thread_alloc not sampled at all")
+    # 92 MB at one sample per 64 KiB: ~1400 samples, the estimate is within a few %.
+    err = abs(site["bytes"] - nbytes) / nbytes
+    check(err < 0.15, f"sampled estimate {site['bytes']} vs {nbytes} ({err:.1%})")
+    check(rep["totals"]["allocations"] < count * 1.5, "estimate of the count")
+
+
+def case_python(env):
+    py = os.path.realpath(sys.executable)
+    # Strings over 512 bytes come from malloc (smaller objects from pymalloc's arenas).
+    script = "x = ['a' * 1000 + str(i) for i in range(5000)]\nd = {s: len(s) for s in x}\n"
+    envv = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+    reps = []
+    for k in range(2):
+        cap, _ = env.run([py, "-S", "-c", script], out=f"py{k}.tly", env=envv)
+        reps.append(env.report(cap))
+    a = reps[0]
+    check(a["exited"] and not a["truncated"], "python capture complete")
+    check(a["totals"]["allocations"] > 1000, f"python allocations {a['totals']['allocations']}")
+    check(a["peak"]["bytes"] > 1 << 20, f"python peak {a['peak']}")
+    check(a["totals"]["frees"] <= a["totals"]["allocations"], "more frees than allocations")
+    check(a["exit"] == reps[1]["exit"],
+          f"what python leaves at exit differs between runs: {a['exit']} {reps[1]['exit']}")
+
+
+def case_text(env):
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "exact"])
+    text = env.report(cap, fmt="text")
+    for want in ("peak heap", "leaks: blocks not freed at exit", "leak_block",
+                 "size histogram", "temporary"):
+        check(want in text, f"text report lacks {want!r}")
+    html = env.report(cap, fmt="html")
+    check(html.startswith("<!DOCTYPE html>") and "leak_block" in html, "html report")
+
+
+def case_valgrind(env):
+    vg = shutil.which("valgrind")
+    ms_ok = vg is not None
+    if not ms_ok:
+        print("valgrind not installed: skipped")
+        return SKIP
+    prog = [env.prog("tally_prog_alloc"), "exact"]
+    cap, _ = env.run(prog)
+    rep = env.report(cap)
+    p = subprocess.run([vg, "--leak-check=full", *prog], capture_output=True, text=True,
+                       timeout=240)
+    m = re.search(r"definitely lost: ([\d,]+) bytes in ([\d,]+) blocks", p.stderr)
+    check(m is not None, f"no 'definitely lost' in memcheck's output:\n{p.stderr}")
+    vbytes, vblocks = (int(x.replace(",", "")) for x in m.groups())
+    check(sum(e["bytes"] for e in rep["leaks"]) == vbytes and
+          sum(e["count"] for e in rep["leaks"]) == vblocks,
+          f"tally leaks {rep['exit']} vs memcheck {vbytes} bytes in {vblocks} blocks")
+    out = os.path.join(env.tmp, "massif.out")
+    subprocess.run([vg, "--tool=massif", "--pages-as-heap=no", "--heap-admin=0",
+                    "--threshold=0", "--peak-inaccuracy=0.0", f"--massif-out-file={out}", *prog],
+                   capture_output=True, text=True, timeout=240, check=True)
+    with open(out) as f:
+        peaks = [int(x) for x in re.findall(r"^mem_heap_B=(\d+)", f.read(), re.M)]
+    mpeak = max(peaks)
+    tpeak = rep["peak"]["bytes"]
+    check(abs(tpeak - mpeak) <= 0.01 * mpeak, f"peak: tally {tpeak}, massif {mpeak}")
+    print(f"leaks: tally {vblocks} blocks {vbytes} bytes = memcheck; peak: tally {tpeak}, "
+          f"massif {mpeak}")
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")
+         and name != "case_death"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tally", required=True)
+    ap.add_argument("--progs", required=True)
+    ap.add_argument("--src", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    args = ap.parse_args()
+    env = Env(args)
+    try:
+        rc = CASES[args.case](env) or 0
+    except Fail as e:
+        print(f"FAIL {args.case}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(env.tmp, ignore_errors=True)
+    print(f"{args.case}: {'skipped' if rc == SKIP else 'ok'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
