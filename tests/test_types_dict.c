@@ -522,6 +522,44 @@ static void test_dict_layouts(void **state)
     assert_settled(rt, base);
 }
 
+/* Index slots carry hash bits above the entry number: keys whose hashes agree
+ * in the low bits (one probe sequence at first) and differ above them must all be
+ * found, through growths (the tags are recomputed for each size) and deletions;
+ * keys with equal hashes are still told apart by eq. */
+static void test_dict_hash_tags(void **state)
+{
+    tally_rt *rt = *state;
+    size_t base = dict_baseline(rt);
+    enum { N = 70000 }; /* past 2^16 slots: 4-byte slots with 13 tag bits */
+    void *d = tally_dict(rt), *x = mkint(rt, 9001);
+    for (long i = 0; i < N; i++) {
+        ukey *k = mkukey(rt, i, (uint64_t)(i % 5000) << 32 | 7); /* 14 share each hash */
+        assert_int_equal(tally_dict_set(d, k, x), 0);
+        tally_decref(k);
+    }
+    assert_int_equal(tally_dict_size(d), N);
+    for (long i = 0; i < N; i += 3) {
+        ukey *k = mkukey(rt, i, (uint64_t)(i % 5000) << 32 | 7);
+        assert_int_equal(tally_dict_delete(d, k), 1);
+        tally_decref(k);
+    }
+    for (long i = 0; i < N; i++) {
+        ukey *k = mkukey(rt, i, (uint64_t)(i % 5000) << 32 | 7);
+        if (i % 3 == 0)
+            assert_null(tally_dict_get(d, k));
+        else
+            assert_ptr_equal(tally_dict_get(d, k), x);
+        tally_decref(k);
+    }
+    ukey *absent = mkukey(rt, N, 7); /* the same low bits, hash of no key */
+    absent->hash = (uint64_t)6000 << 32 | 7;
+    assert_null(tally_dict_get(d, absent));
+    tally_decref(absent);
+    tally_decref(d);
+    tally_decref(x);
+    assert_settled(rt, base);
+}
+
 static void test_dict_equal_keys(void **state)
 {
     tally_rt *rt = *state;
@@ -1321,6 +1359,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dict_many_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_str_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_layouts, setup_rt, teardown_rt),
+        cmocka_unit_test_setup_teardown(test_dict_hash_tags, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_equal_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_unhashable, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_c_strings, setup_rt, teardown_rt),

@@ -9,6 +9,7 @@
  * an entry (or EMPTY, or DUMMY where an entry was deleted):
  *
  *     index  (int8/16/32/64 by size):  [ E | 2 | E | 0 | D | 1 | E | E ]
+ *                                      (entry numbers, with hash tags above them)
  *     entries (dense, in order):       [ {h,k0,v0} {h,k1,v1} {h,k2,v2} {0,NULL,NULL} ...]
  *
  * Probing starts at hash & mask and follows i = 5i + 1 + perturb, perturb >>= 5,
@@ -74,6 +75,38 @@ static const char *name_of(const void *o)
 static size_t slot_width(unsigned log2)
 {
     return log2 <= 7 ? 1 : log2 <= 15 ? 2 : log2 <= 31 ? 4 : 8;
+}
+
+/* Hash tags.  An entry number needs log2 bits, so a slot's bits between it and
+ * the sign (8 * width - 1 - log2 of them, up to 32) hold bits of the entry's
+ * hash: a probe passes an occupied slot whose tag differs without reading the
+ * entry, and in a str-keyed table without reading the key's str either (each a
+ * cache miss in a big table).  Equal hashes have equal tags, so no key that
+ * could be equal is ever skipped. */
+static unsigned tag_bits(unsigned log2)
+{
+    unsigned bits = 8 * (unsigned)slot_width(log2) - 1 - log2;
+    return bits > 32 ? 32 : bits;
+}
+
+static uint64_t tag_of(unsigned log2, uint64_t hash)
+{
+    unsigned bits = tag_bits(log2);
+    return bits == 0 ? 0 : (hash >> 32) & (((uint64_t)1 << bits) - 1);
+}
+
+/* What a slot holds for entry n of a key with this hash. */
+static int64_t slot_value(unsigned log2, size_t n, uint64_t hash)
+{
+    return (int64_t)((uint64_t)n | tag_of(log2, hash) << log2);
+}
+
+/* The entry number in occupied slot value v, or -1 if its tag is not `tag`. */
+static int64_t tagged_entry(int64_t v, unsigned log2, uint64_t tag)
+{
+    if (((uint64_t)v >> log2) != tag)
+        return -1;
+    return (int64_t)((uint64_t)v & (((uint64_t)1 << log2) - 1));
 }
 
 static int64_t ix_get(const uint8_t *index, unsigned log2, size_t i)
@@ -158,6 +191,7 @@ restart:
     if (t->index == NULL)
         return IX_EMPTY;
     size_t first_free = SIZE_MAX;
+    uint64_t tag = tag_of(t->log2, hash);
     for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
         int64_t ix = ix_get(t->index, t->log2, p.i);
         if (ix == IX_EMPTY) {
@@ -169,7 +203,9 @@ restart:
                 first_free = p.i;
             continue;
         }
-        const tallyT_word *e = tallyT_entry(t, ix);
+        if ((ix = tagged_entry(ix, t->log2, tag)) < 0)
+            continue;
+        const tallyT_word *e = tallyT_entry(t, (size_t)ix);
         void *k = tallyT_entry_key(t, e);
         if (k != key) {
             if (tallyT_entry_hash(t, e) != hash)
@@ -232,7 +268,7 @@ static void entry_put(tallyT_word *e, int layout, uint64_t hash, void *key, void
         probe p = probe_start(log2, h);                                                    \
         while (((const T *)(const void *)index)[p.i] != (T)IX_EMPTY)                       \
             probe_next(&p);                                                                \
-        ((T *)(void *)index)[p.i] = (T)i;                                                  \
+        ((T *)(void *)index)[p.i] = (T)slot_value(log2, i, h);                             \
     }
 
 static void index_all(uint8_t *index, unsigned log2, const tallyT_word *entries, size_t n,
@@ -271,7 +307,7 @@ static size_t rebuild_into(const tallyT_table *t, uint8_t *index, tallyT_word *e
             continue;
         uint64_t hash = tallyT_entry_hash(t, e);
         entry_put(entries + n * width, layout, hash, key, tallyT_entry_value(t, e));
-        ix_set(index, log2, free_slot(index, log2, hash), (int64_t)n);
+        ix_set(index, log2, free_slot(index, log2, hash), slot_value(log2, n, hash));
         n++;
     }
     return n;
@@ -352,7 +388,7 @@ static void append_entry(tallyT_table *t, size_t slot, void *key, uint64_t hash,
 {
     size_t n = t->nentries;
     entry_put(tallyT_entry(t, n), t->layout, hash, key, value);
-    ix_set(t->index, t->log2, slot, (int64_t)n);
+    ix_set(t->index, t->log2, slot, slot_value(t->log2, n, hash));
     t->nentries = n + 1;
     t->used++;
     t->version++;
@@ -375,11 +411,12 @@ static const tallyT_word *find_str(const tallyT_table *t, const void *key, uint6
 {
     if (t->index == NULL)
         return NULL;
+    uint64_t tag = tag_of(t->log2, hash);
     for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
         int64_t ix = ix_get(t->index, t->log2, p.i);
         if (ix == IX_EMPTY)
             return NULL;
-        if (ix == IX_DUMMY)
+        if (ix == IX_DUMMY || (ix = tagged_entry(ix, t->log2, tag)) < 0)
             continue;
         const tallyT_word *e = t->entries + 2 * (size_t)ix;
         if (e[0].p == key || (tallyT_str_hash_of(e[0].p) == hash && tallyT_str_same(e[0].p, key)))
@@ -419,6 +456,7 @@ static void replace_value(tallyT_table *t, int64_t ix, void *key, void *value)
 static int insert_str(tallyT_table *t, void *key, uint64_t hash, void *value, bool replace)
 {
     size_t first_free = SIZE_MAX;
+    uint64_t tag = tag_of(t->log2, hash);
     for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
         int64_t ix = ix_get(t->index, t->log2, p.i);
         if (ix == IX_DUMMY) {
@@ -432,6 +470,8 @@ static int insert_str(tallyT_table *t, void *key, uint64_t hash, void *value, bo
             append_entry(t, first_free != SIZE_MAX ? first_free : p.i, key, hash, value);
             return 1;
         }
+        if ((ix = tagged_entry(ix, t->log2, tag)) < 0)
+            continue;
         tallyT_word *e = t->entries + 2 * (size_t)ix;
         if (e[0].p == key || (tallyT_str_hash_of(e[0].p) == hash && tallyT_str_same(e[0].p, key))) {
             if (replace) {
@@ -905,12 +945,12 @@ static const tallyT_word *find_c(const tallyT_table *t, const char *key, size_t 
 {
     if (t->index == NULL)
         return NULL;
-    uint64_t hash = tallyT_str_hash_bytes(key, n);
+    uint64_t hash = tallyT_str_hash_bytes(key, n), tag = tag_of(t->log2, hash);
     for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
         int64_t ix = ix_get(t->index, t->log2, p.i);
         if (ix == IX_EMPTY)
             return NULL;
-        if (ix == IX_DUMMY)
+        if (ix == IX_DUMMY || (ix = tagged_entry(ix, t->log2, tag)) < 0)
             continue;
         const tallyT_word *e = tallyT_entry(t, (size_t)ix);
         if (tallyT_entry_hash(t, e) == hash &&
