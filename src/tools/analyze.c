@@ -12,6 +12,8 @@
  * peak's sequence number, a second replays up to it and sums the live blocks per
  * stack.  With sampling, each recorded allocation counts for tallyX_weight() blocks
  * and that many times its size, so every figure is an unbiased estimate.
+ * tallyX_replay is the same replay with a callback after every event (the live heap
+ * over time, for `tally plot`).
  */
 #include "analyze.h"
 
@@ -276,6 +278,27 @@ oom:
     free(r.live.b);
     tallyX_analysis_free(a);
     return -1;
+}
+
+int tallyX_replay(const tallyX_capture *cap, tallyX_replay_fn *fn, void *ctx)
+{
+    struct replay r;
+    tallyX_iter it;
+    tallyX_event ev;
+    memset(&r, 0, sizeof r);
+    if (tallyX_iter_begin(&it, cap) != 0)
+        return -1;
+    int rc = 0;
+    while (tallyX_iter_next(&it, &ev)) {
+        if (apply(cap, NULL, &r, &ev, 0) != 0) {
+            rc = -1;
+            break;
+        }
+        fn(ctx, &ev, r.cur_bytes);
+    }
+    tallyX_iter_end(&it);
+    free(r.live.b);
+    return rc;
 }
 
 void tallyX_analysis_free(tallyX_analysis *a)

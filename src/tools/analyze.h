@@ -39,4 +39,10 @@ double tallyX_weight(uint64_t sample_mean, uint64_t size);
 int tallyX_analyze(const tallyX_capture *cap, tallyX_analysis *a);
 void tallyX_analysis_free(tallyX_analysis *a);
 
+/* One replay of the events in sequence order, calling fn after each (ALLOC, FREE,
+ * TIME, EXIT) with the live heap in bytes (weighted as above) once it is applied:
+ * the memory-over-time curve of `tally plot`.  -1: out of memory. */
+typedef void tallyX_replay_fn(void *ctx, const tallyX_event *ev, double live_bytes);
+int tallyX_replay(const tallyX_capture *cap, tallyX_replay_fn *fn, void *ctx);
+
 #endif /* TALLY_TOOLS_ANALYZE_H */

@@ -7,5 +7,7 @@
  * returns the process exit status. */
 int tallyX_run_main(int argc, char **argv);
 int tallyX_report_main(int argc, char **argv);
+int tallyX_diff_main(int argc, char **argv);
+int tallyX_plot_main(int argc, char **argv);
 
 #endif /* TALLY_TOOLS_TOOLS_H */

@@ -12,6 +12,9 @@
  *                      runs PROGRAM (argv[2]); then 3 more blocks
  *   prog_alloc dlopen LIB  loads LIB and leaks 4 blocks of 4444 bytes from its
  *                      tally_test_lib_alloc
+ *   prog_alloc leak N  leaks N (0..1000) blocks of 100 bytes from leak_block, after a
+ *                      ramp: 200 blocks of 1000 bytes from make_block, 100 of them
+ *                      freed, then the rest (for tally diff and tally plot)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -130,6 +133,24 @@ static int dlopen_test(const char *lib)
     return 0;
 }
 
+static int leak_n(const char *arg)
+{
+    int n = atoi(arg);
+    if (n < 0 || n > 1000)
+        return 2;
+    for (int i = 0; i < 200; i++)
+        sink[i] = make_block(1000);
+    for (int i = 0; i < 100; i++)
+        free(sink[i]);
+    for (int i = 100; i < 200; i++)
+        free(sink[i]);
+    for (int i = 0; i < n; i++)
+        sink[i] = leak_block(100);
+    for (int i = 0; i < n; i++)
+        sink[i] = NULL;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "exact";
@@ -139,6 +160,8 @@ int main(int argc, char **argv)
         return calls();
     if (strcmp(mode, "dlopen") == 0)
         return argc > 2 ? dlopen_test(argv[2]) : 2;
+    if (strcmp(mode, "leak") == 0)
+        return argc > 2 ? leak_n(argv[2]) : 2;
     if (strcmp(mode, "fork") == 0)
         return fork_test(argc > 2 ? argv[2] : "/bin/true");
     before_death();

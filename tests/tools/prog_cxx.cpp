@@ -1,6 +1,7 @@
 // prog_cxx.cpp - operator new and delete in their variants, under `tally run`:
 // new/delete, new[]/delete[], sized delete, aligned new/delete, nothrow new; and
-// one leak of new char[77] from leak_cxx.
+// one leak of new char[77] from leak_cxx; a malloc from a function template (its
+// name has < and >: `tally plot` must escape it), freed.
 #include <new>
 #include <cstdlib>
 
@@ -16,8 +17,16 @@ __attribute__((noinline)) static void leak_cxx()
     sink = nullptr;
 }
 
+template <typename T> __attribute__((noinline)) T *make_array(std::size_t n)
+{
+    return static_cast<T *>(std::malloc(n * sizeof(T)));
+}
+
 int main()
 {
+    Aligned *t = make_array<Aligned>(3);        // malloc 192
+    sink = t;
+    std::free(t);
     int *a = new int(5);                        // new 4
     sink = a;
     delete a;

@@ -7,7 +7,9 @@ checks the figures the program is known to produce.  One case per ctest test:
     run_profiler_tests.py --tally TALLY --progs DIR --src DIR CASE
 
 Cases: exact, calls, cxx, threads, crash, abort, kill, fork, dlopen, sample, python, text,
-valgrind (leaks against memcheck, peak against massif).  The programs are in
+valgrind (leaks against memcheck, peak against massif), diff (`tally diff`), plot
+(`tally plot`: the SVG parsed as XML, its peak and widths against the report), badfiles
+(diff and plot of missing, foreign, empty and truncated files).  The programs are in
 tests/tools/prog_*.c; their marker comments (/* LEAK_LINE */ ...) give the lines the
 report must name.  Exit status 0: passed; 77: skipped (a tool is missing).
 """
@@ -321,6 +323,207 @@ def case_valgrind(env):
     check(abs(tpeak - mpeak) <= 0.01 * mpeak, f"peak: tally {tpeak}, massif {mpeak}")
     print(f"leaks: tally {vblocks} blocks {vbytes} bytes = memcheck; peak: tally {tpeak}, "
           f"massif {mpeak}")
+
+
+def tally_cmd(env, *args, expect_rc=0):
+    p = subprocess.run([env.tally, *args], capture_output=True, text=True, timeout=240)
+    if expect_rc is not None and p.returncode != expect_rc:
+        raise Fail(f"tally {' '.join(args)}: exit {p.returncode}, expected {expect_rc}\n"
+                   f"{p.stderr}")
+    return p
+
+
+def diff_json(env, a, b, *opts):
+    p = tally_cmd(env, "diff", a, b, "--format", "json", "--top", "100", *opts)
+    return json.loads(p.stdout)
+
+
+def leak_row(d):
+    rows = [r for r in d["rows"] if r["frames"] and r["frames"][0]["function"] == "leak_block"]
+    check(len(rows) == 1, f"one leak_block row expected: {d['rows']}")
+    return rows[0]
+
+
+def case_diff(env):
+    prog = env.prog("tally_prog_alloc")
+    a, _ = env.run([prog, "exact"], out="a.tly")
+    # A capture against itself: every delta is zero, every row still listed.
+    d = diff_json(env, a, a)
+    check(d["by"] == "site" and d["at"] == "exit", f"defaults {d['by']} {d['at']}")
+    check(all(t["delta"] == 0 and t["a"] == t["b"] for t in d["totals"].values()),
+          f"self diff totals {d['totals']}")
+    check(d["totals"]["leaked_blocks"]["a"] == 10, f"leaked blocks {d['totals']}")
+    check(d["rows"] and all(r["delta_bytes"] == 0 and r["delta_blocks"] == 0 for r in d["rows"]),
+          f"self diff rows {d['rows']}")
+    check(leak_row(d)["a_blocks"] == 10, "leak_block row of the self diff")
+    d = diff_json(env, a, a, "--at", "peak", "--by", "stack")
+    check(d["at"] == "peak" and all(r["delta_bytes"] == 0 for r in d["rows"]), "peak self diff")
+    check(sum(r["a_bytes"] for r in d["rows"]) == d["totals"]["peak_bytes"]["a"],
+          "rows at the peak should sum to the peak")
+    # Two runs (two address-space layouts) with 3 and 7 leaked blocks of 100 bytes.
+    l3, _ = env.run([prog, "leak", "3"], out="l3.tly")
+    l7, _ = env.run([prog, "leak", "7"], out="l7.tly")
+    d = diff_json(env, l3, l7)
+    line = marker_line(env.src, "prog_alloc.c", "LEAK_LINE")
+    r = leak_row(d)
+    check(r["frames"][0]["line"] == line and r["frames"][0]["file"].endswith("prog_alloc.c"),
+          f"leak row site {r['frames']}")
+    check((r["a_blocks"], r["b_blocks"], r["delta_blocks"]) == (3, 7, 4)
+          and (r["a_bytes"], r["b_bytes"], r["delta_bytes"]) == (300, 700, 400), f"leak row {r}")
+    check(d["rows"][0] is r or abs(d["rows"][0]["delta_bytes"]) >= 400, "rows sorted by |delta|")
+    t = d["totals"]
+    check(t["leaked_blocks"]["delta"] == 4 and t["leaked_bytes"]["delta"] == 400
+          and t["allocations"]["delta"] == 4 and t["bytes_allocated"]["delta"] == 400
+          and t["peak_bytes"]["delta"] == 0, f"totals {t}")
+    # Reversed: the deltas change sign.
+    r = leak_row(diff_json(env, l7, l3))
+    check(r["delta_blocks"] == -4 and r["delta_bytes"] == -400, f"reversed {r}")
+    # By stack: the leaking stack is named frame by frame, down to main.
+    d = diff_json(env, l3, l7, "--by", "stack")
+    r = leak_row(d)
+    check(r["delta_blocks"] == 4 and any(f["function"] == "main" for f in r["frames"]),
+          f"stack row {r}")
+    # Text: the totals side by side and the site with its deltas.
+    text = tally_cmd(env, "diff", l3, l7).stdout
+    check(re.search(r"leaked blocks\s+3\s+7\s+\+4", text) is not None, f"text totals:\n{text}")
+    check(re.search(rf"\+400\s+\+4\s+300\s+700\s+3\s+7\s+leak_block \(.*prog_alloc.c:{line}\)",
+                    text) is not None, f"text row:\n{text}")
+    check(re.search(r"leaked blocks\s+3\s+3\s+\+0", tally_cmd(env, "diff", l3, l3).stdout)
+          is not None, "self diff text")
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def plot(env, cap, out, *opts):
+    import xml.etree.ElementTree as ET
+    tally_cmd(env, "plot", cap, "-o", out, *opts)
+    return ET.parse(out).getroot()
+
+
+def curve_points(root):
+    path = next(e for e in root.iter(SVG + "path") if e.get("id") == "curve")
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML]([-\d.]+) ([-\d.]+)", path.get("d"))]
+
+
+def flame_frames(root):
+    return [g for g in root.iter(SVG + "g") if g.get("class") == "frame"]
+
+
+def case_plot(env):
+    import xml.etree.ElementTree as ET
+    prog = env.prog("tally_prog_alloc")
+    cap, _ = env.run([prog, "exact"])
+    rep = env.report(cap)
+    out = os.path.join(env.tmp, "x.svg")
+    tl = plot(env, cap, out)
+    fl = ET.parse(os.path.join(env.tmp, "x-flame.svg")).getroot()
+    # Memory over time: the peak's value is the report's, and the dot is on the curve.
+    peak = next(g for g in tl.iter(SVG + "g") if g.get("id") == "peak")
+    pb = rep["peak"]["bytes"]
+    check(int(peak.get("data-bytes")) == pb and int(peak.get("data-seq")) == rep["peak"]["seq"],
+          f"peak {peak.attrib} vs report {rep['peak']}")
+    label = "".join(peak.find(SVG + "text").itertext())
+    check(f"({pb} bytes)" in label and "peak" in label, f"peak label {label!r}")
+    dot = peak.find(SVG + "circle")
+    pts = curve_points(tl)
+    top = min(pts, key=lambda p: p[1])
+    check(abs(top[1] - float(dot.get("cy"))) < 0.11 and abs(top[0] - float(dot.get("cx"))) < 0.11,
+          f"peak dot {dot.attrib} is not the curve's top {top}")
+    title = "".join(next(tl.iter(SVG + "text")).itertext())
+    check("tally_prog_alloc exact" in title, f"title {title!r}")
+    axes = " ".join("".join(t.itertext()) for t in tl.iter(SVG + "text"))
+    check("live heap (KiB)" in axes and "time since the start (" in axes, f"axis labels {axes!r}")
+    # Flame graph (bytes allocated): the root is the total, its width the picture's,
+    # the widths of each level add up to their parent's.
+    g = next(e for e in fl.iter(SVG + "g") if e.get("id") == "flame")
+    check(int(g.get("data-total")) == rep["totals"]["bytes_allocated"], f"flame total {g.attrib}")
+    frames = flame_frames(fl)
+    root = frames[0]
+    check(root.get("data-depth") == "0", "the root comes first")
+    rw = float(root.find(SVG + "rect").get("width"))
+    check(abs(rw - float(g.get("data-width"))) < 0.01, f"root width {rw}")
+    d1 = [f for f in frames if f.get("data-depth") == "1"]
+    check(abs(sum(float(f.find(SVG + "rect").get("width")) for f in d1) - rw) < 0.5,
+          "depth-1 widths should add up to the root's")
+    def named(fs, fn):
+        return [f for f in fs if f.find(SVG + "title").text.startswith(fn + " (")]
+    make = named(frames, "make_block")
+    line = marker_line(env.src, "prog_alloc.c", "MAKE_LINE")
+    sizes = [16 + (i % 100) * 8 for i in range(1000)]
+    check(len(make) == 1 and int(make[0].get("data-bytes")) == sum(sizes[:990])
+          and f"prog_alloc.c:{line})" in make[0].find(SVG + "title").text, "make_block frame")
+    mw = float(make[0].find(SVG + "rect").get("width"))
+    check(abs(mw - rw * sum(sizes[:990]) / sum(sizes)) < 0.01, f"make_block width {mw}")
+    # --flame exit: only the leaks.
+    plot(env, cap, out, "--flame", "exit")
+    fl = ET.parse(os.path.join(env.tmp, "x-flame.svg")).getroot()
+    leak = named(flame_frames(fl), "leak_block")
+    check(len(leak) == 1 and int(leak[0].get("data-bytes")) == rep["exit"]["bytes"]
+          and not named(flame_frames(fl), "make_block"), "exit flame graph")
+    # HTML: one page holding both pictures, nothing loaded from elsewhere.
+    html_path = os.path.join(env.tmp, "x.html")
+    tally_cmd(env, "plot", cap, "-o", html_path)
+    with open(html_path) as f:
+        html = f.read()
+    check(html.startswith("<!DOCTYPE html>") and html.count("<svg ") == 2, "html page")
+    check(not re.search(r"(src|href)=|@import|url\(", html), "html page loads something")
+    # Downsampling: a capture of 10^5 events gives a curve of at most a few thousand
+    # points, whose top is still the peak.
+    tcap, _ = env.run([env.prog("tally_prog_threads")], out="t.tly")
+    trep = env.report(tcap)
+    tl = plot(env, tcap, out)
+    pts = curve_points(tl)
+    check(len(pts) < 7000, f"{len(pts)} points")
+    peak = next(g for g in tl.iter(SVG + "g") if g.get("id") == "peak")
+    check(int(peak.get("data-bytes")) == trep["peak"]["bytes"], "threads peak")
+    check(abs(min(p[1] for p in pts) - float(peak.find(SVG + "circle").get("cy"))) < 0.11,
+          "threads peak dot")
+    # C++ names (templates: < and >) make well-formed XML.
+    cxx = env.prog("tally_prog_cxx")
+    if os.path.exists(cxx):
+        ccap, _ = env.run([cxx], out="c.tly")
+        plot(env, ccap, out)
+        fl = ET.parse(os.path.join(env.tmp, "x-flame.svg")).getroot()
+        check(any("make_array<Aligned>" in f.find(SVG + "title").text for f in flame_frames(fl)),
+              "the template's frame in the flame graph")
+
+
+def case_badfiles(env):
+    prog = env.prog("tally_prog_alloc")
+    good, _ = env.run([prog, "leak", "5"], out="good.tly")
+    with open(good, "rb") as f:
+        data = f.read()
+    bad = {"foreign.tly": b"#!/bin/sh\necho not a capture\n" * 10, "empty.tly": b"",
+           "short.tly": data[:40]}
+    for name, content in bad.items():
+        with open(os.path.join(env.tmp, name), "wb") as f:
+            f.write(content)
+    paths = [os.path.join(env.tmp, n) for n in bad] + [os.path.join(env.tmp, "absent.tly")]
+    out = os.path.join(env.tmp, "out.svg")
+    for p in paths:
+        for args in (("diff", good, p), ("diff", p, good), ("plot", p, "-o", out)):
+            r = tally_cmd(env, *args, expect_rc=1)
+            check(r.stderr.count("\n") == 1 and r.stderr.startswith(f"tally {args[0]}: ")
+                  and os.path.basename(p) in r.stderr, f"{args}: stderr {r.stderr!r}")
+            check("Sanitizer" not in r.stderr and r.stdout == "", f"{args}: {r.stderr}")
+    check(not os.path.exists(out), "plot of a bad file should write nothing")
+    # A capture cut inside its first chunk is read for what it holds, with a note.
+    cut = os.path.join(env.tmp, "cut.tly")
+    with open(cut, "wb") as f:
+        f.write(data[:4096 + 2000])
+    d = diff_json(env, good, cut)
+    check(d["b"]["truncated"] and not d["a"]["truncated"], f"truncated flags {d['b']}")
+    tally_cmd(env, "plot", cut, "-o", out)
+    import xml.etree.ElementTree as ET
+    ET.parse(out)
+    # Usage errors: status 2.
+    for args in (("diff", good), ("diff", good, good, good), ("diff", good, good, "--by", "x"),
+                 ("plot", good), ("plot", good, "-o", os.path.join(env.tmp, "x.png")),
+                 ("plot", good, "-o", out, "--flame", "x")):
+        tally_cmd(env, *args, expect_rc=2)
+    r = tally_cmd(env, "plot", good, "-o", "/no/such/dir/x.svg", expect_rc=1)
+    check(r.stderr.count("\n") == 1 and "/no/such/dir/x.svg" in r.stderr, r.stderr)
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")

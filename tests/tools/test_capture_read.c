@@ -221,6 +221,61 @@ static void test_round_trip(void **state)
     free(c.buf);
 }
 
+/* tallyX_replay (the curve of `tally plot`): the live heap after each event. */
+struct curve {
+    double bytes[16], max;
+    uint64_t seq[16];
+    size_t n, marks;
+};
+
+static void on_event(void *ctx, const tallyX_event *ev, double bytes)
+{
+    struct curve *c = ctx;
+    if (ev->type == TALLY_REC_TIME || ev->type == TALLY_REC_EXIT) {
+        c->marks++;
+        return;
+    }
+    if (c->n < 16) {
+        c->seq[c->n] = ev->seq;
+        c->bytes[c->n] = bytes;
+    }
+    c->n++;
+    if (bytes > c->max)
+        c->max = bytes;
+}
+
+static void test_replay_curve(void **state)
+{
+    (void)state;
+    struct cb c;
+    build_reference(&c);
+    tallyX_capture cap;
+    char err[256];
+    assert_int_equal(tallyX_capture_parse(c.buf, c.size, &cap, err, sizeof err), 0);
+    struct curve cv = { .n = 0 };
+    assert_int_equal(tallyX_replay(&cap, on_event, &cv), 0);
+    static const double expect[] = { 100, 150, 50, 1050, 1060, 1050, 1000, 1007 };
+    assert_int_equal(cv.n, 8);
+    assert_int_equal(cv.marks, 2);  /* TIME and EXIT */
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(cv.seq[i], i);
+        assert_true(cv.bytes[i] == expect[i]);
+    }
+    tallyX_capture_free(&cap);
+    /* On every prefix, the curve's maximum is the analysis's peak. */
+    for (size_t n = TALLY_CAP_HEADER_USED; n <= c.size; n += 7) {
+        assert_int_equal(tallyX_capture_parse(c.buf, n, &cap, err, sizeof err), 0);
+        tallyX_analysis a;
+        assert_int_equal(tallyX_analyze(&cap, &a), 0);
+        memset(&cv, 0, sizeof cv);
+        assert_int_equal(tallyX_replay(&cap, on_event, &cv), 0);
+        assert_true(cv.max == a.peak_bytes);
+        tallyX_analysis_free(&a);
+        tallyX_capture_free(&cap);
+    }
+    free(c.buf);
+}
+
 /* Every prefix of the capture loads (or fails cleanly below the header) and never
  * holds more than the whole. */
 static void test_truncation_every_byte(void **state)
@@ -361,6 +416,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_replay_curve),
         cmocka_unit_test(test_truncation_every_byte),
         cmocka_unit_test(test_random_corruption),
         cmocka_unit_test(test_bad_headers),
