@@ -122,6 +122,11 @@ typedef struct tally_config {
     /* Fault injection from the very start: the Nth backend request made by
      * tally_open and later calls fails (0: never).  See tally_fault_inject(). */
     unsigned long fail_backend_request;
+
+    /* Nonzero: tally_close prints the leak report (tally_trace_leaks, tally/trace.h)
+     * to stderr before the heap goes.  Also set by the environment variable
+     * TALLY_LEAKS=1. */
+    int report_leaks;
 } tally_config;
 
 /* Smallest fixed buffer tally_open accepts (a few pools plus the runtime itself). */

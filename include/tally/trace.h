@@ -32,7 +32,9 @@
 #define TALLY_TRACE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
+#include "tally/object.h"
 #include "tally/runtime.h"
 
 #ifdef __cplusplus
@@ -177,6 +179,63 @@ TALLY_API tally_trace_diff *tally_trace_compare(const tally_trace_snapshot *now,
 /* Releases an array returned by tally_trace_statistics or tally_trace_compare
  * (NULL is ignored). */
 TALLY_API void tally_trace_release(void *array);
+
+/* ---- objects: what is alive, and why ---------------------------------------------- */
+/* These look at the heap itself, so they work whether tracing is on or off;
+ * tracing adds the allocation sites.  Objects are found by a walk of the heap's
+ * live blocks, told apart from raw blocks by tally_is_object.  Sizes are
+ * tally_sizeof's (the heap's rounding, headers and owned buffers included); a
+ * buffer an object owns (a list's item array) is counted with its owner and not
+ * again as a raw block; the runtime's own tables are not counted.  Their working
+ * memory comes from rt's heap, through a path that is never traced and never runs
+ * a collection; when it cannot be had they fail with TALLY_ENOMEM and leave
+ * nothing behind. */
+
+/* One line of the type summary (pympler's summary). */
+typedef struct tally_type_stat {
+    const tally_type *type; /* NULL for the line of raw blocks */
+    const char *name;       /* type->name, or "(raw blocks)" */
+    size_t count;           /* live objects (or raw blocks) */
+    size_t bytes;           /* their tally_sizeof (raw blocks: usable sizes) */
+} tally_type_stat;
+
+/* For every type with live objects, and one line "(raw blocks)" when there are
+ * raw blocks: count and bytes, sorted by bytes, largest first (then count, then
+ * name).  An array of *n entries (possibly 0), released with
+ * tally_trace_release; NULL with the error set on failure. */
+TALLY_API tally_type_stat *tally_trace_type_summary(tally_rt *rt, size_t *n);
+/* Prints the summary as a table (at most limit lines, 0: all) to out.  0, or -1
+ * with the error set (nothing is printed then). */
+TALLY_API int tally_trace_type_summary_print(tally_rt *rt, FILE *out, size_t limit);
+
+/* The leak report: what is still alive, objects and raw blocks, grouped by type
+ * and, under each type, by allocation site when tracing recorded one ("site
+ * unknown (not traced)" otherwise), with counts and bytes, largest first.
+ * Immortal objects are not leaks and are left out.  With nothing alive it prints
+ * one line saying so.  Returns the number of objects and raw blocks reported, or
+ * -1 when its memory ran out: it then prints per-type totals found without
+ * memory and says that the report is incomplete.  tally_close prints this report
+ * to stderr before the heap goes when the runtime was opened with
+ * tally_config.report_leaks or with TALLY_LEAKS=1 in the environment. */
+TALLY_API long tally_trace_leaks(tally_rt *rt, FILE *out);
+
+/* Why is obj alive?  Prints a shortest chain of references from a root to obj
+ * (objgraph's show_chain(find_backref_chain(obj, is_root))): a root is an object
+ * some of whose references come from outside the heap (its count is larger than
+ * the references the heap's objects hold to it, counted with their traverse
+ * callbacks, as the collector counts).  Returns the number of references in the
+ * chain (0: obj is a root itself), TALLY_WHY_GARBAGE when no root reaches obj
+ * (it is kept alive only by a cycle: tally_gc_collect would free it), or -1
+ * with the error set (TALLY_EINVAL: obj is not a live object of rt; TALLY_ENOMEM:
+ * no memory for the search, with nothing printed). */
+#define TALLY_WHY_GARBAGE (-2)
+TALLY_API int tally_why_alive(tally_rt *rt, void *obj, FILE *out);
+
+/* Writes a DOT graph (Graphviz) of the objects within depth referrer steps of
+ * obj, with the references among them: nodes labelled with type and size, roots
+ * drawn doubled and filled, obj drawn as a box.  Returns the number of nodes
+ * written, or -1 with the error set as tally_why_alive. */
+TALLY_API long tally_trace_graph_dot(tally_rt *rt, void *obj, int depth, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -48,6 +48,15 @@ static int debug_from_env(int level)
     return wanted > level ? wanted : level;
 }
 
+/* TALLY_LEAKS=1 asks for the leak report at close, as report_leaks does. */
+static int leaks_from_env(int wanted)
+{
+    const char *env = getenv("TALLY_LEAKS");
+    if (env == NULL || env[0] != '1' || env[1] != '\0')
+        return wanted;
+    return 1;
+}
+
 /* The layers above the heap.  Nothing here allocates: the collector takes a
  * handle slot (the heap always has one at this point), the built-in types take
  * the first entries of the type table, which live in the runtime. */
@@ -118,11 +127,15 @@ tally_rt *tally_open(const tally_config *cfg_in)
     else
         tally_config_init(&cfg);
     cfg.debug = debug_from_env(cfg.debug);
+    cfg.report_leaks = leaks_from_env(cfg.report_leaks);
     if (cfg.debug < TALLY_DEBUG_OFF || cfg.debug > TALLY_DEBUG_FULL)
         return open_failed(&cfg, EINVAL, "tally_open: debug level must be 0, 1 or 2");
     if (cfg.memory == NULL && cfg.memory_size != 0)
         return open_failed(&cfg, EINVAL, "tally_open: memory_size given without memory");
-    return cfg.memory ? open_fixed(&cfg) : open_hosted(&cfg);
+    tally_rt *rt = cfg.memory ? open_fixed(&cfg) : open_hosted(&cfg);
+    if (rt != NULL)
+        rt->leaks_at_close = cfg.report_leaks != 0;
+    return rt;
 }
 
 void tally_close(tally_rt *rt)
@@ -130,6 +143,8 @@ void tally_close(tally_rt *rt)
     if (rt == NULL)
         return;
     tallyH_heap *h = &rt->heap;
+    if (rt->leaks_at_close) /* while the heap and its objects are still there */
+        tallyM_leaks_at_close(rt);
     tallyH_destroy(h);
     if (h->fixed) {
         /* The buffer is the caller's again: no poison or tool state may remain. */

@@ -24,6 +24,7 @@ struct tally_rt {
     tallyG_state gc;   /* the collector and weak references */
     tallyT_state types; /* built-in types: small ints, interned strs, empty tuple */
     tallyM_state trace; /* allocation tracing (src/trace/) */
+    bool leaks_at_close; /* print the leak report at tally_close (report_leaks) */
 };
 
 _Static_assert(offsetof(struct tally_rt, heap) == 0, "the heap must be the runtime's first member");

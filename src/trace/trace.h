@@ -175,4 +175,43 @@ struct tally_trace_snapshot {
 TALLY_INTERNAL void tallyM_snap_site(const tally_trace_snapshot *snap, uint32_t site,
                                      tally_trace_site *out);
 
+/* ---- census.c: every live block, sorted, told apart ------------------------------ */
+/* One live block of the heap as the object-side reports see it. */
+typedef struct tallyM_cell {
+    uintptr_t addr;          /* the block as tally_heap_visit gives it (user pointer) */
+    size_t size;             /* its usable bytes (as the heap rounds) */
+    void *obj;               /* the object living in it, or NULL for a raw block */
+    const tally_type *type;  /* obj's type, or NULL */
+    uint32_t flags;          /* TALLY_CELL_* */
+} tallyM_cell;
+
+#define TALLY_CELL_IMMORTAL 1u  /* an immortal object: never a leak */
+#define TALLY_CELL_INTERNAL 2u  /* a table of the runtime itself (tracer, intern, ...) */
+#define TALLY_CELL_OWNED 4u     /* a buffer an object owns (counted in its tally_sizeof) */
+
+/* The census: the cells of every live block except its own array, sorted by
+ * address, from one block of the heap (tallyH_malloc_quiet). */
+typedef struct tallyM_census {
+    tallyM_cell *cells;
+    size_t n;
+} tallyM_census;
+/* Takes the census: 0, or -1 when its array cannot be had (the runtime's error
+ * is then set to TALLY_ENOMEM, or TALLY_EFAULT under fault injection). */
+TALLY_INTERNAL int tallyM_census_take(struct tally_rt *rt, tallyM_census *c);
+TALLY_INTERNAL void tallyM_census_free(struct tally_rt *rt, tallyM_census *c);
+/* The object living in the live block at block (size bytes, as tally_heap_visit
+ * gives them), or NULL for a raw block. */
+TALLY_INTERNAL void *tallyM_object_in(struct tally_rt *rt, void *block, size_t size);
+/* The index of the cell whose object is o, or SIZE_MAX. */
+TALLY_INTERNAL size_t tallyM_census_find(const tallyM_census *c, const void *o);
+/* The site recorded for the block of cell c, or false when it was not traced. */
+TALLY_INTERNAL bool tallyM_cell_site(struct tally_rt *rt, const tallyM_cell *c, const char **file,
+                                     int *line);
+/* A printable name for a type (or "(raw blocks)" for NULL). */
+TALLY_INTERNAL const char *tallyM_type_name(const tally_type *t);
+
+/* ---- leaks.c --------------------------------------------------------------------- */
+/* The report tally_close prints to stderr when asked for (config or TALLY_LEAKS). */
+TALLY_INTERNAL void tallyM_leaks_at_close(struct tally_rt *rt);
+
 #endif /* TALLY_TRACE_INTERNAL_H */
