@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "tools.h"
+#include "json.h"
 
 #include "analyze.h"
 #include "capture_format.h"
@@ -196,34 +197,16 @@ static size_t totals_of(const struct side *a, const struct side *b, struct total
     return n;
 }
 
-static void json_str(FILE *o, const char *s)
-{
-    if (s == NULL) {
-        fputs("null", o);
-        return;
-    }
-    fputc('"', o);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(o, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(o, "\\u%04x", ch);
-        else
-            fputc(ch, o);
-    }
-    fputc('"', o);
-}
 
 static void json_capture(FILE *o, const struct side *s)
 {
     fputs("{\"file\":", o);
-    json_str(o, s->path);
+    tallyX_json_str(o, s->path);
     fputs(",\"argv\":[", o);
     for (size_t i = 0; i < s->cap.argc; i++) {
         if (i)
             fputc(',', o);
-        json_str(o, s->cap.argv[i]);
+        tallyX_json_str(o, s->cap.argv[i]);
     }
     fprintf(o, "],\"exited\":%s,\"truncated\":%s,\"damaged_chunks\":%zu,\"sample_bytes\":%" PRIu64
                "}",
@@ -238,11 +221,11 @@ static void json_frames(FILE *o, const struct row *r, int whole)
     for (uint32_t i = 0; i < st->n && (whole || i == 0); i++) {
         const tallyX_frame *f = tallyX_sym_frame(r->from->sym, st->kind, st->frames[i]);
         fputs(i ? ",{\"function\":" : "{\"function\":", o);
-        json_str(o, f->function);
+        tallyX_json_str(o, f->function);
         fputs(",\"file\":", o);
-        json_str(o, f->file);
+        tallyX_json_str(o, f->file);
         fprintf(o, ",\"line\":%d,\"module\":", f->line);
-        json_str(o, f->module);
+        tallyX_json_str(o, f->module);
         fputc('}', o);
     }
     fputc(']', o);

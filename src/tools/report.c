@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "tools.h"
+#include "json.h"
 
 #include "analyze.h"
 #include "capture_format.h"
@@ -162,34 +163,16 @@ static void frame_text(struct ctx *c, uint8_t kind, uint64_t frame, char *buf, s
         snprintf(buf, len, "0x%" PRIx64, frame);
 }
 
-static void json_str(FILE *o, const char *s)
-{
-    if (s == NULL) {
-        fputs("null", o);
-        return;
-    }
-    fputc('"', o);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(o, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(o, "\\u%04x", ch);
-        else
-            fputc(ch, o);
-    }
-    fputc('"', o);
-}
 
 static void json_frame(struct ctx *c, uint8_t kind, uint64_t frame)
 {
     const tallyX_frame *f = tallyX_sym_frame(c->sym, kind, frame);
     fprintf(c->out, "{\"address\":\"0x%" PRIx64 "\",\"function\":", frame);
-    json_str(c->out, f->function);
+    tallyX_json_str(c->out, f->function);
     fputs(",\"file\":", c->out);
-    json_str(c->out, f->file);
+    tallyX_json_str(c->out, f->file);
     fprintf(c->out, ",\"line\":%d,\"module\":", f->line);
-    json_str(c->out, f->module);
+    tallyX_json_str(c->out, f->module);
     fputc('}', c->out);
 }
 
@@ -341,10 +324,10 @@ static void print_json(struct ctx *c)
     for (size_t i = 0; i < cap->argc; i++) {
         if (i)
             fputc(',', o);
-        json_str(o, cap->argv[i]);
+        tallyX_json_str(o, cap->argv[i]);
     }
     fprintf(o, "],\"exe\":");
-    json_str(o, cap->exe);
+    tallyX_json_str(o, cap->exe);
     fprintf(o, ",\"frames\":%u,\"sample_bytes\":%" PRIu64 ",\"exited\":%s,\"truncated\":%s,"
                "\"damaged_chunks\":%zu,\"duration_ns\":%" PRIu64 ",\n",
             cap->frames, cap->sample, cap->exited ? "true" : "false",

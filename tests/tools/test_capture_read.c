@@ -4,6 +4,7 @@
  * order, the figures of the analysis, a capture cut at every byte, random byte
  * corruption with a fixed seed, and bad headers.  Runs under ASan and Valgrind:
  * the loader must never read out of bounds, whatever the file holds. */
+#define _POSIX_C_SOURCE 200809L /* fmemopen */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include "analyze.h"
 #include "capture_format.h"
 #include "capture_read.h"
+#include "json.h"
 
 #define CHUNK 4096u
 
@@ -412,9 +414,33 @@ static void test_sampling_weight(void **state)
     assert_true(tallyX_weight(1 << 20, 16) > 65536.0);
 }
 
+/* JSON strings: valid UTF-8 passes through, quotes, backslashes and control
+ * characters are escaped, stray bytes become U+FFFD. */
+static void json_of(const char *in, const char *want)
+{
+    char buf[256];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_non_null(f);
+    tallyX_json_str(f, in);
+    fputc('\0', f);
+    fclose(f);
+    assert_string_equal(buf, want);
+}
+
+static void test_json_strings(void **state)
+{
+    (void)state;
+    json_of(NULL, "null");
+    json_of("plain", "\"plain\"");
+    json_of("a\"b\\c\n\x01", "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    json_of("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+    json_of("bad \xff \xc3 \xed\xa0\x80 \xc0\xaf", "\"bad \\ufffd \\ufffd \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_strings),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_replay_curve),
         cmocka_unit_test(test_truncation_every_byte),
