@@ -405,20 +405,30 @@ int tallyT_table_hash(void *owner, void *key, uint64_t *hash)
     return -1;
 }
 
-/* The entry of str key in a STR table, or NULL: only strs are compared, so no
- * user code runs and nothing can change under the probe. */
-static const tallyT_word *find_str(const tallyT_table *t, const void *key, uint64_t hash)
+/* The entry of str key in a STR table, or NULL with *slot the first free slot of
+ * its probe sequence (where it would go; the index must exist then): only strs
+ * are compared, so no user code runs and nothing can change under the probe. */
+TALLY_INLINE tallyT_word *find_str(const tallyT_table *t, const void *key, uint64_t hash,
+                                  size_t *slot)
 {
     if (t->index == NULL)
         return NULL;
+    size_t first_free = SIZE_MAX;
     uint64_t tag = tag_of(t->log2, hash);
     for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
         int64_t ix = ix_get(t->index, t->log2, p.i);
-        if (ix == IX_EMPTY)
+        if (ix == IX_EMPTY) {
+            *slot = first_free != SIZE_MAX ? first_free : p.i;
             return NULL;
-        if (ix == IX_DUMMY || (ix = tagged_entry(ix, t->log2, tag)) < 0)
+        }
+        if (ix == IX_DUMMY) {
+            if (first_free == SIZE_MAX)
+                first_free = p.i;
             continue;
-        const tallyT_word *e = t->entries + 2 * (size_t)ix;
+        }
+        if ((ix = tagged_entry(ix, t->log2, tag)) < 0)
+            continue;
+        tallyT_word *e = t->entries + 2 * (size_t)ix;
         if (e[0].p == key || (tallyT_str_hash_of(e[0].p) == hash && tallyT_str_same(e[0].p, key)))
             return e;
     }
@@ -428,7 +438,8 @@ int tallyT_table_lookup(void *owner, void *key, uint64_t hash, void **value)
 {
     tallyT_table *t = table_of(owner);
     if (t->layout == TALLYT_LAYOUT_STR && tallyT_is_str(key)) {
-        const tallyT_word *e = find_str(t, key, hash);
+        size_t slot;
+        const tallyT_word *e = find_str(t, key, hash, &slot);
         *value = e != NULL ? e[1].p : NULL;
         return e != NULL;
     }
@@ -455,34 +466,21 @@ static void replace_value(tallyT_table *t, int64_t ix, void *key, void *value)
  * 1 inserted, 0 present. */
 static int insert_str(tallyT_table *t, void *key, uint64_t hash, void *value, bool replace)
 {
-    size_t first_free = SIZE_MAX;
-    uint64_t tag = tag_of(t->log2, hash);
-    for (probe p = probe_start(t->log2, hash);; probe_next(&p)) {
-        int64_t ix = ix_get(t->index, t->log2, p.i);
-        if (ix == IX_DUMMY) {
-            if (first_free == SIZE_MAX)
-                first_free = p.i;
-            continue;
-        }
-        if (ix == IX_EMPTY) {
-            tally_incref(key);
-            tally_incref(value);
-            append_entry(t, first_free != SIZE_MAX ? first_free : p.i, key, hash, value);
-            return 1;
-        }
-        if ((ix = tagged_entry(ix, t->log2, tag)) < 0)
-            continue;
-        tallyT_word *e = t->entries + 2 * (size_t)ix;
-        if (e[0].p == key || (tallyT_str_hash_of(e[0].p) == hash && tallyT_str_same(e[0].p, key))) {
-            if (replace) {
-                void *old = e[1].p;
-                tally_incref(value);
-                e[1].p = value;
-                tally_decref(old);
-            }
-            return 0;
-        }
+    size_t slot;
+    tallyT_word *e = find_str(t, key, hash, &slot);
+    if (e == NULL) {
+        tally_incref(key);
+        tally_incref(value);
+        append_entry(t, slot, key, hash, value);
+        return 1;
     }
+    if (replace) {
+        void *old = e[1].p;
+        tally_incref(value);
+        e[1].p = value;
+        tally_decref(old);
+    }
+    return 0;
 }
 
 int tallyT_table_insert(void *owner, void *key, uint64_t hash, void *value, bool replace)
@@ -925,7 +923,8 @@ void *tally_dict_get(const void *d, void *key)
     /* The common case first: a str key in a dict keyed by strs. */
     if (d != NULL && key != NULL && tallyT_is_bt(d, TALLY_BT_DICT) && tallyT_is_str(key) &&
         table_of(d)->layout == TALLYT_LAYOUT_STR) {
-        const tallyT_word *e = find_str(table_of(d), key, tallyT_str_hash_of(key));
+        size_t slot;
+        const tallyT_word *e = find_str(table_of(d), key, tallyT_str_hash_of(key), &slot);
         if (e != NULL)
             return e[1].p;
         tally_clear_error(rt_of(d)); /* absent: NULL with no error */
