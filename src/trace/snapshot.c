@@ -45,6 +45,7 @@ static tally_trace_snapshot *snap_alloc(tally_rt *rt, size_t ntraces, size_t nsi
     }
     snap->rt = rt;
     snap->limit = 0;
+    snap->sample = 0;
     snap->ntraces = ntraces;
     snap->nsites = nsites;
     snap->nframes = nframes;
@@ -72,6 +73,7 @@ tally_trace_snapshot *tally_trace_take_snapshot(tally_rt *rt)
     if (snap == NULL)
         return NULL;
     snap->limit = s->limit;
+    snap->sample = s->sample;
     snap->ntraces = 0;
     tallyM_each(s, copy_trace, snap);
     if (s->nsites)
@@ -173,6 +175,7 @@ tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *sn
     tally_trace_snapshot *out = snap_alloc(rt, kept, snap->nsites, snap->nframes);
     if (out != NULL) {
         out->limit = snap->limit;
+        out->sample = snap->sample;
         size_t k = 0;
         for (size_t i = 0; i < snap->ntraces; i++)
             if (keep[snap->traces[i].site])

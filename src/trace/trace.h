@@ -77,6 +77,8 @@ typedef struct tallyM_state {
     tallyH_tracer hooks;     /* what the heap calls; arg is the runtime */
     bool tracing;
     int limit;               /* traceback limit (nframes) */
+    uint64_t sample;         /* sampling: mean bytes between recorded allocations;
+                                0 records every allocation */
     size_t current;          /* bytes requested by traced live blocks */
     size_t peak;             /* high-water mark of current */
     unsigned long long untraced; /* blocks left untraced (tables could not grow) */
@@ -163,6 +165,7 @@ typedef struct tallyM_strace {
 struct tally_trace_snapshot {
     struct tally_rt *rt;     /* whose heap holds this block */
     int limit;               /* traceback limit */
+    uint64_t sample;         /* the tracer's sampling mean when taken (0: none) */
     size_t ntraces;
     size_t nsites;
     size_t nframes;
