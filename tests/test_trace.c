@@ -328,8 +328,7 @@ static void test_objects_and_collector(void **state)
     assert_int_equal(cont, leaf + 8);
     node *l = mk(rt, &LEAF_NOFIN, 1);
     assert_int_equal(cur(rt), leaf);
-    tally_decref(l); /* freed by count: its block goes back to the heap (tracing bypasses
-                        the object free stacks) */
+    tally_decref(l); /* freed by count: its block goes to a free stack, which reports it */
     assert_int_equal(cur(rt), 0);
     node *a = mk(rt, &NODE_NOFIN, 2), *b = mk(rt, &NODE_NOFIN, 3);
     link_to(&a->next, b);
@@ -347,6 +346,64 @@ static void test_objects_and_collector(void **state)
     assert_true(tally_gc_collect(rt, 2) >= 100);
     assert_int_equal(cur(rt), 0);
     assert_consistent(rt);
+    tally_close(rt);
+}
+
+/* While tracing, the object free stacks stay in use: a block pushed is reported
+ * freed, a block popped is reported allocated at the new object's site, whether
+ * it was pushed before tracing started or after. */
+static void test_free_stacks_while_tracing(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_hosted(NULL, 0);
+    enum { PRE = 8, N = 40 };
+    void *o[N];
+    for (int i = 0; i < PRE; i++)
+        o[i] = tally_int(rt, 100000 + i);
+    void *last_pushed = o[PRE - 1];
+    for (int i = 0; i < PRE; i++)
+        tally_decref(o[i]); /* onto a free stack, untraced */
+    assert_int_equal(tally_trace_start(rt, 1), 0);
+    o[0] = tally_int(rt, 200000);
+    assert_ptr_equal(o[0], last_pushed); /* popped from the stack */
+    size_t each = cur(rt);
+    assert_true(each > 0);
+    for (int i = 1; i < N; i++) /* PRE - 1 more from the stack, then from the heap */
+        o[i] = tally_int(rt, 200000 + i);
+    tally_trace_stats st;
+    tally_trace_get_stats(rt, &st);
+    assert_int_equal(st.traces, N);
+    assert_int_equal(st.current, N * each);
+    tally_trace_site first, last;
+    size_t size;
+    void *frames[TALLY_TRACE_MAX_FRAMES];
+    assert_int_equal(tally_trace_get_traceback(rt, o[0], &first, &size, frames), 0);
+    assert_int_equal(size, each);
+    assert_int_equal(tally_trace_get_traceback(rt, o[N - 1], &last, &size, frames), 0);
+    assert_string_equal(first.file, last.file); /* one site, by either road */
+    assert_int_equal(first.line, last.line);
+    assert_consistent(rt);
+    for (int i = 0; i < N; i++) /* some onto the stack, the rest to the heap */
+        tally_decref(o[i]);
+    tally_trace_get_stats(rt, &st);
+    assert_int_equal(st.traces, 0);
+    assert_int_equal(st.current, 0);
+    assert_int_equal(st.peak, N * each);
+    for (int i = 0; i < N; i++)
+        o[i] = tally_int(rt, 300000 + i);
+    assert_int_equal(cur(rt), N * each);
+    assert_consistent(rt);
+    tally_trace_stop(rt); /* traces gone; blocks keep their place in stacks and pools */
+    for (int i = 0; i < N / 2; i++)
+        tally_decref(o[i]);
+    assert_int_equal(tally_trace_start(rt, 1), 0); /* links to old records were cleared */
+    for (int i = 0; i < N / 2; i++)
+        o[i] = tally_int(rt, 400000 + i);
+    assert_int_equal(cur(rt), N / 2 * each);
+    assert_consistent(rt);
+    for (int i = 0; i < N; i++)
+        tally_decref(o[i]);
+    assert_int_equal(cur(rt), 0);
     tally_close(rt);
 }
 
@@ -742,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_sites),
         cmocka_unit_test(test_stacks),
         cmocka_unit_test(test_objects_and_collector),
+        cmocka_unit_test(test_free_stacks_while_tracing),
         cmocka_unit_test(test_list_growth),
         cmocka_unit_test(test_start_stop_restart),
         cmocka_unit_test(test_debug_mode),

@@ -253,10 +253,13 @@ static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero, con
     size_t m = n - 1;
     tallyH_pool *p;
     if (h->slow == TALLY_SLOW_TRACE && m < TALLY_SMALL_MAX && (p = h->classes[m >> 4].avail)) {
-        b = take_small(h, p);
+        b = take_small(h, p); /* p stays live: it holds b */
         if (zero)
             memset(b, 0, n);
-    } else if ((b = malloc_checked(h, n, zero)) == NULL) {
+        h->tracer->alloc_small(h->tracer->arg, p, b, n, file, line, caller);
+        return b;
+    }
+    if ((b = malloc_checked(h, n, zero)) == NULL) {
         h->ncalls_uncounted++;
         return NULL;
     }
@@ -493,7 +496,7 @@ static bool free_checked(tallyH_heap *h, void *ptr)
  * a live small block it can vouch for (the slow path then checks and reports).
  * Ownership and the header tag are checked once per pool run: last_pool is a
  * live small pool of this heap that passed them (cleared when it is released). */
-TALLY_INLINE bool free_small(tallyH_heap *h, void *ptr)
+TALLY_INLINE bool free_small(tallyH_heap *h, void *ptr, bool traced)
 {
     uintptr_t a = (uintptr_t)ptr;
     tallyH_pool *p = tallyH_pool_of(ptr);
@@ -505,6 +508,8 @@ TALLY_INLINE bool free_small(tallyH_heap *h, void *ptr)
     int64_t idx = tallyH_pool_index(p, a);
     if (TALLY_UNLIKELY(idx < 0 || tallyH_pool_is_free(p, (uint32_t)idx)))
         return false; /* interior pointer or double free: reported by the slow path */
+    if (traced) /* before the give, which may release p (and its arena) */
+        h->tracer->free_small(h->tracer->arg, p, ptr);
     TALLY_ASAN_POISON(ptr, p->bsize);
     tallyH_count_free(h, p->bsize);
     tallyH_pool_give(h, p, (uint32_t)idx);
@@ -517,7 +522,9 @@ static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
 {
     if (ptr == NULL)
         return;
-    if (!(h->slow == TALLY_SLOW_TRACE && free_small(h, ptr)) && !free_checked(h, ptr))
+    if (h->slow == TALLY_SLOW_TRACE && free_small(h, ptr, true))
+        return; /* reported by free_small */
+    if (!free_checked(h, ptr))
         return;
     if (h->tracer != NULL)
         h->tracer->free(h->tracer->arg, ptr);
@@ -526,7 +533,7 @@ static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
 void tally_free(tally_rt *rt, void *ptr)
 {
     tallyH_heap *h = heap_of(rt);
-    if (TALLY_LIKELY(!h->slow) && TALLY_LIKELY(free_small(h, ptr)))
+    if (TALLY_LIKELY(!h->slow) && TALLY_LIKELY(free_small(h, ptr, false)))
         return;
     free_slow(h, ptr);
 }
@@ -747,8 +754,18 @@ void tallyH_free_quiet(tallyH_heap *h, void *p)
         free_checked(h, p);
 }
 
+static int clear_aux(tallyH_heap *h, tallyH_pool *p, void *arg)
+{
+    (void)arg;
+    if (tallyB_peek_word(p) == tallyH_tag(h, p, TALLY_POOL_SMALL))
+        p->aux = 0;
+    return 0;
+}
+
 void tallyH_set_tracer(tallyH_heap *h, const tallyH_tracer *t)
 {
+    if (t == NULL && h->tracer != NULL) /* the words name records about to go */
+        tallyH_walk_pools(h, clear_aux, NULL);
     h->tracer = t;
     tallyH_update_slow(h);
 }

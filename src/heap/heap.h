@@ -100,6 +100,9 @@ struct tallyH_pool {
     uint16_t cls;            /* small: size-class index */
     uint32_t nunits;         /* pools covered: 1 for small, the span for large */
     uint32_t hbase;          /* handle of this header's first byte (handle.c) */
+    uint32_t aux;            /* small: the tracer's word (the handle of its record of
+                                this pool), 0 when none; zeroed when the pool is made
+                                and when the tracer is removed.  Fills padding. */
     tallyH_pool *next;       /* small: class avail queue; huge: heap's huge list */
     tallyH_pool *prev;       /* not kept for the head of a class queue */
     size_t lsize;            /* large: usable bytes of the block */
@@ -107,6 +110,7 @@ struct tallyH_pool {
 };
 
 #define TALLY_LARGE_HDR TALLY_ALIGN_UP(sizeof(tallyH_pool), 16)
+_Static_assert(sizeof(tallyH_pool) == 88, "the pool header's size sets every class's capacity");
 
 struct tallyH_region {
     uintptr_t tag;            /* (uintptr_t)this ^ heap->cookie */
@@ -198,6 +202,13 @@ typedef int (*tallyH_exhausted_fn)(tallyH_heap *h, size_t request, void *arg);
 typedef struct tallyH_tracer {
     void (*alloc)(void *arg, void *p, size_t n, const char *file, int line, const void *caller);
     void (*free)(void *arg, void *p);
+    /* The same two for a small block on the branch where tracing is the only
+     * reason for the slow path (no debug mode, no fault injection): pool is p's
+     * pool, live while the hook runs (free_small is called before the block is
+     * given back), so the tracer may read it, and use its aux word. */
+    void (*alloc_small)(void *arg, tallyH_pool *pool, void *p, size_t n, const char *file,
+                        int line, const void *caller);
+    void (*free_small)(void *arg, tallyH_pool *pool, void *p);
     void (*resize)(void *arg, void *p, void *q, size_t n, const char *file, int line,
                    const void *caller);
     void *arg;

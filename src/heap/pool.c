@@ -43,6 +43,7 @@ tallyH_pool *tallyH_pool_new(tallyH_heap *h, int cls)
     p->cls = (uint16_t)cls;
     p->nunits = 1;
     p->hbase = tallyH_region_hbase(r, u);
+    p->aux = 0;
     p->lsize = 0;
     uint32_t words = (c->cap + 63u) / 64u;
     memset(p->freemap, 0xff, words * sizeof(uint64_t));

@@ -139,6 +139,28 @@ void *tallyO_new_slow(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems)
     return tallyO_new_slow_at(rt, tip, nitems, NULL, 0, NULL);
 }
 
+/* Are the free stacks in use?  Not while the heap checks every call (debug mode,
+ * fault injection, Valgrind), which must see every block; while it only traces,
+ * they are, and the tracer hears of each block a stack takes or hands out as of
+ * a release or an allocation, with the heap's hooks for live small blocks. */
+static bool stacks_on(const tally_rt *rt)
+{
+    return !(rt->heap.slow & TALLY_SLOW_CHECKS);
+}
+
+static void report_alloc(tally_rt *rt, uint8_t *b, size_t n, const char *file, int line,
+                         const void *caller)
+{
+    const tallyH_tracer *t = rt->heap.tracer;
+    t->alloc_small(t->arg, tallyH_pool_of(b), b, n, file, line, caller);
+}
+
+static void report_free(tally_rt *rt, uint8_t *b)
+{
+    const tallyH_tracer *t = rt->heap.tracer;
+    t->free_small(t->arg, tallyH_pool_of(b), b);
+}
+
 void *tallyO_new_slow_at(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems,
                          const char *file, int line, const void *caller)
 {
@@ -154,10 +176,13 @@ void *tallyO_new_slow_at(tally_rt *rt, const tallyO_typeinfo *tip, size_t nitems
         return NULL;
     }
     uint8_t *b = NULL;
-    if (total <= TALLY_OBJ_CACHE_MAX && !rt->heap.slow) { /* a var-size object's stack */
+    if (total <= TALLY_OBJ_CACHE_MAX && stacks_on(rt)) { /* the stack of its block size */
         tallyO_freestack *fs = &rt->obj.free[(total - 1) / 16];
-        if (fs->n != 0)
+        if (fs->n != 0) {
             b = fs->block[--fs->n];
+            if (rt->heap.slow) /* tracing: the block is handed out again */
+                report_alloc(rt, b, total, file, line, caller);
+        }
     }
     if (b == NULL && (b = tallyH_malloc_at(&rt->heap, total, file, line, caller)) == NULL)
         return NULL;
@@ -184,9 +209,15 @@ static void free_object(tally_rt *rt, void *o, const tallyO_typeinfo *ti)
     uint8_t *b = (uint8_t *)o - ti->prefix;
     rt->obj.live--;
     tallyO_freestack *fs = ti->stack;
-    if (fs == NULL && ti->type->item_size != 0 && !rt->heap.slow)
+    if (!stacks_on(rt)) {
+        tally_free(rt, b);
+        return;
+    }
+    if (fs == NULL && ti->type->item_size != 0)
         fs = var_stack(rt, b);
-    if (fs != NULL && fs->n < TALLY_OBJ_CACHE_DEPTH && !rt->heap.slow) {
+    if (fs != NULL && fs->n < TALLY_OBJ_CACHE_DEPTH) {
+        if (rt->heap.slow) /* tracing: for the tracer, the block is released */
+            report_free(rt, b);
         fs->block[fs->n++] = b;
         return;
     }

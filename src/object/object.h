@@ -75,8 +75,10 @@ typedef void (*tallyO_to_young_fn)(tally_rt *rt, void *o);
 /* Dead objects' blocks kept for reuse, per 16-byte size class up to
  * TALLY_OBJ_CACHE_MAX bytes (CPython's free lists, without writing into the
  * blocks: the stacks are here).  Their count is 0, so a dangling incref or decref
- * is still reported; the heap counts them in use.  Bypassed whenever the heap is
- * on its slow path (debug mode, fault injection, Valgrind). */
+ * is still reported; the heap counts them in use.  Bypassed whenever the heap
+ * checks every call (debug mode, fault injection, Valgrind); while it traces, a
+ * block pushed is reported to the tracer as freed and one popped as allocated
+ * (object.c), so traces stay those of the objects alive. */
 #ifndef TALLY_OBJ_CACHE_DEPTH
 #define TALLY_OBJ_CACHE_DEPTH 16
 #endif

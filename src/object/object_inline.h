@@ -56,8 +56,9 @@ TALLY_INLINE void *tallyO_init_small(tally_rt *rt, uint8_t *b, const tallyO_type
 
 /* A new object of the type ti describes, or NULL with the error set.  A
  * container comes with TRACKED set in its header: the caller links it.  The
- * site (file, line, caller) goes to the tracer; the free stacks are bypassed
- * while tracing (h->slow), so every traced object's block comes from the heap. */
+ * site (file, line, caller) goes to the tracer: while the heap is on its slow
+ * path (h->slow: checks or tracing), a block comes through tallyO_new_slow_at,
+ * which reports a block taken from a free stack to the tracer. */
 TALLY_INLINE void *tallyO_new_at(tally_rt *rt, const tallyO_typeinfo *ti, const char *file,
                                  int line, const void *caller)
 {

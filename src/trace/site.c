@@ -152,27 +152,30 @@ static TALLY_NOINLINE uint32_t capture(int limit, const void *caller, void **out
     return (uint32_t)k;
 }
 
-uint32_t tallyM_site_of(tallyH_heap *h, tallyM_state *s, const char *file, int line,
-                        const void *caller)
+/* The site of a call with its native stack (kept out of tallyM_site_of, whose
+ * one-frame path then needs no stack frame of its own). */
+static TALLY_NOINLINE uint32_t site_with_stack(tallyH_heap *h, tallyM_state *s, const char *file,
+                                               int line, const void *caller)
 {
-    if (s->limit <= 1) {
-        /* A direct-mapped cache of recent sites: programs allocate from a few hot
-         * lines at a time, and the cache spares hashing and probing the index. */
-        unsigned k = ((unsigned)(uintptr_t)file >> 4 ^ (unsigned)line * 0x9E3779B1u) >> 28;
-        k &= TALLY_TRACE_RECENT - 1;
-        if (s->recent[k].file == file && s->recent[k].line == line && s->recent[k].id != 0)
-            return s->recent[k].id - 1;
-        uint32_t id = intern(h, s, file, line, NULL, 0);
-        if (id != TALLY_SITE_NONE) {
-            s->recent[k].file = file;
-            s->recent[k].line = line;
-            s->recent[k].id = id + 1;
-        }
-        return id;
-    }
     void *frames[TALLY_TRACE_MAX_FRAMES];
     uint32_t n = capture(s->limit, caller, frames);
     return intern(h, s, file, line, frames, n);
+}
+
+uint32_t tallyM_site_miss(tallyH_heap *h, tallyM_state *s, const char *file, int line,
+                          const void *caller)
+{
+    if (s->limit > 1)
+        return site_with_stack(h, s, file, line, caller);
+    uint32_t id = intern(h, s, file, line, NULL, 0);
+    if (id != TALLY_SITE_NONE) { /* the new site takes the first way, pushing its entry on */
+        unsigned k = tallyM_recent_set(file, line);
+        s->recent[k | 1] = s->recent[k];
+        s->recent[k].file = file;
+        s->recent[k].line = line;
+        s->recent[k].id = id + 1;
+    }
+    return id;
 }
 
 void tallyM_site_get(const tallyM_state *s, uint32_t id, tally_trace_site *out)

@@ -21,6 +21,12 @@
  * the next allocation there finds the geometry changed and makes a new record.
  * Records stay until tracing stops: a pool that empties and fills again reuses it.
  *
+ * While a pool is live the heap keeps the handle of its record in the pool's aux
+ * word (0 until the tracer links one, and zeroed when the pool is made again or
+ * the tracer goes): the hooks of the heap's tracing branch, which see the live
+ * pool, reach the slot in two loads, with no search (tallyM_rec_of).  A pool with
+ * no record linked holds no trace.
+ *
  * Large and huge blocks (whole pools; few) are traced in an open-addressing hash
  * table keyed by address: linear probing, a Fibonacci hash of the 16-byte unit,
  * deletion by backward shift (Knuth's Algorithm R: no tombstones, so a removal
@@ -190,14 +196,22 @@ static tallyM_pooltrace *rec_new(tallyH_heap *h, tallyM_state *s, const tallyH_p
     return r;
 }
 
+/* Links live small pool p to its record r through the pool's aux word. */
+static tallyM_pooltrace *rec_link(tallyH_pool *p, tallyM_pooltrace *r)
+{
+    p->aux = tallyH_handle(r);
+    return r;
+}
+
 /* The record for live small pool p, made (or remade, if the pool now serves
- * another class) when needed; NULL if there is no memory for it. */
-static tallyM_pooltrace *rec_for(tallyH_heap *h, tallyM_state *s, const tallyH_pool *p)
+ * another class) when needed, and linked from the pool; NULL if there is no
+ * memory for it. */
+tallyM_pooltrace *tallyM_rec_for(tallyH_heap *h, tallyM_state *s, tallyH_pool *p)
 {
     uintptr_t key = (uintptr_t)p;
     tallyM_pooltrace *r = rec_find(s, key);
     if (r != NULL && r->data == (uintptr_t)p->data && r->bsize == p->bsize && r->cap == p->cap)
-        return r;
+        return rec_link(p, r);
     if (r != NULL) { /* the pool was given back and now serves another class */
         tallyM_pooltrace *n = rec_new(h, s, p);
         if (n == NULL)
@@ -207,8 +221,8 @@ static tallyM_pooltrace *rec_for(tallyH_heap *h, tallyM_state *s, const tallyH_p
             i = (i + 1) & mask;
         s->pools[i].rec = n;
         s->pool_bytes -= tally_usable_size(r);
-        tallyH_free_quiet(h, r); /* it holds no trace: see the top */
-        return s->recent_pools[(key >> TALLY_POOL_SHIFT) & (TALLY_TRACE_RECENT - 1)] = n;
+        tallyH_free_quiet(h, r); /* it holds no trace, and no pool links to it: see the top */
+        return rec_link(p, s->recent_pools[(key >> TALLY_POOL_SHIFT) & (TALLY_TRACE_RECENT - 1)] = n);
     }
     if ((s->npools + 1) * 2 > s->pools_cap && !pools_grow(h, s))
         return NULL;
@@ -217,7 +231,7 @@ static tallyM_pooltrace *rec_for(tallyH_heap *h, tallyM_state *s, const tallyH_p
         return NULL;
     rec_place(s->pools, s->pools_cap, r);
     s->npools++;
-    return s->recent_pools[(key >> TALLY_POOL_SHIFT) & (TALLY_TRACE_RECENT - 1)] = r;
+    return rec_link(p, s->recent_pools[(key >> TALLY_POOL_SHIFT) & (TALLY_TRACE_RECENT - 1)] = r);
 }
 
 /* The slot of the block at raw address a in record r, or NULL if a is not one of
@@ -289,7 +303,7 @@ bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size, uint3
     uintptr_t a = raw_of(h, p);
     tallyH_pool *pool = tallyH_pool_of((void *)a);
     if (pool->tag == tallyH_tag(h, pool, TALLY_POOL_SMALL)) { /* p is live: its pool is */
-        tallyM_pooltrace *r = rec_for(h, s, pool);
+        tallyM_pooltrace *r = tallyM_rec_for(h, s, pool);
         tallyM_slot *slot = r ? rec_slot(r, a) : NULL;
         if (slot == NULL)
             return false;

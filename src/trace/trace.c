@@ -1,8 +1,8 @@
 /* trace.c - the tracer: start and stop, the heap's hooks, current and peak.
  *
- * tally_trace_start installs three hooks into the heap (tallyH_tracer, see
- * heap/heap.h).  From then on the heap takes its slow path for every call (the
- * object layer's free stacks are bypassed too), and reports:
+ * tally_trace_start installs hooks into the heap (tallyH_tracer, see
+ * heap/heap.h).  From then on the heap takes its slow path for every call, and
+ * reports:
  *
  *   alloc(p, n, site)       p now holds n requested bytes: a trace {n, site}
  *   free(p)                 p was released: its trace goes, if it had one
@@ -12,6 +12,12 @@
  *                           one.  tallyH_resize_nocopy (containers growing in
  *                           place) gives no site (file and caller NULL): a traced
  *                           block keeps its site, an untraced one stays untraced.
+ *
+ * A small block (nearly every block) is reported with its pool, which is live
+ * while the hook runs: its trace is found through the pool's link to its record
+ * (on_alloc_small, on_free_small), without a search.  The object layer's free
+ * stacks stay in use, and report the blocks they take and hand out the same way,
+ * so a traced program keeps the memory behaviour it has untraced.
  *
  * Sizes are the sizes requested, so current is what the program asked for, not
  * what the size classes made of it.  The hooks run inside the heap's slow path
@@ -69,6 +75,51 @@ static void on_alloc(void *arg, void *p, size_t n, const char *file, int line, c
     tallyM_state *s = &rt->trace;
     uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
     record(&rt->heap, s, (uintptr_t)p, n, site);
+}
+
+/* alloc for a small block whose pool the heap hands over live: the slot is
+ * found from the pool's link to its record, without a search. */
+static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, const char *file,
+                           int line, const void *caller)
+{
+    tally_rt *rt = rt_of_arg(arg);
+    tallyM_state *s = &rt->trace;
+    uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
+    tallyM_pooltrace *r = tallyM_rec_of(&rt->heap, pool);
+    if (r == NULL && site != TALLY_SITE_NONE)
+        r = tallyM_rec_for(&rt->heap, s, pool);
+    if (r == NULL || site == TALLY_SITE_NONE) {
+        record(&rt->heap, s, (uintptr_t)p, n, site); /* counts it untraced */
+        return;
+    }
+    tallyM_slot *slot = tallyM_slot_of(r, pool, (uintptr_t)p);
+    if (slot->site != 0) { /* stale: see record() */
+        s->current -= slot->size;
+    } else {
+        r->count++;
+        s->ntraces++;
+    }
+    slot->size = (uint32_t)n; /* a small block: below 4 GiB */
+    slot->site = site + 1;
+    add_current(s, n);
+}
+
+/* free for a small block, called before the heap gives it back. */
+static void on_free_small(void *arg, tallyH_pool *pool, void *p)
+{
+    tally_rt *rt = rt_of_arg(arg);
+    tallyM_pooltrace *r = tallyM_rec_of(&rt->heap, pool);
+    if (r == NULL)
+        return;
+    tallyM_slot *slot = tallyM_slot_of(r, pool, (uintptr_t)p);
+    if (slot->site == 0)
+        return;
+    tallyM_state *s = &rt->trace;
+    s->current -= slot->size;
+    slot->site = 0;
+    slot->size = 0;
+    r->count--;
+    s->ntraces--;
 }
 
 static void on_free(void *arg, void *p)
@@ -135,7 +186,8 @@ int tally_trace_start(tally_rt *rt, int nframes)
         return 0;
     s->current = s->peak = 0;
     s->untraced = 0;
-    s->hooks = (tallyH_tracer){on_alloc, on_free, on_resize, rt};
+    s->hooks = (tallyH_tracer){.alloc = on_alloc, .free = on_free, .alloc_small = on_alloc_small,
+                               .free_small = on_free_small, .resize = on_resize, .arg = rt};
     s->tracing = true;
     tallyH_set_tracer(&rt->heap, &s->hooks);
     return 0;

@@ -70,8 +70,11 @@ typedef struct tallyM_poolref {
     tallyM_pooltrace *rec;
 } tallyM_poolref;
 
-/* Entries of the caches of recent sites and pool records (a power of two). */
+/* Entries of the caches of recent sites and pool records (powers of two).  A
+ * program allocates from a few dozen hot lines at a time (the library's own
+ * lines among them): the site cache holds them all. */
 #define TALLY_TRACE_RECENT 16
+#define TALLY_TRACE_RECENT_SITES 64
 
 typedef struct tallyM_state {
     tallyH_tracer hooks;     /* what the heap calls; arg is the runtime */
@@ -102,7 +105,7 @@ typedef struct tallyM_state {
         const char *file;
         int line;
         uint32_t id;
-    } recent[TALLY_TRACE_RECENT];
+    } recent[TALLY_TRACE_RECENT_SITES];
 
     void **frames;           /* frames of all sites */
     size_t nframes_used;
@@ -133,6 +136,19 @@ TALLY_INTERNAL void tallyM_set(const tallyM_ref *ref, size_t size, uint32_t site
  * already (else 0).  False if the tables could not make room (p had no trace). */
 TALLY_INTERNAL bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size,
                                uint32_t site, size_t *replaced);
+/* The record for live small pool p, made or remade when needed and linked from
+ * p->aux; NULL when there is no memory for it. */
+TALLY_INTERNAL tallyM_pooltrace *tallyM_rec_for(tallyH_heap *h, tallyM_state *s, tallyH_pool *p);
+/* The record linked from live small pool p, or NULL: p holds no trace. */
+TALLY_INLINE tallyM_pooltrace *tallyM_rec_of(const tallyH_heap *h, const tallyH_pool *p)
+{
+    return p->aux ? (tallyM_pooltrace *)tallyH_at(h, p->aux) : NULL;
+}
+/* The slot of block b of live small pool p in p's record r. */
+TALLY_INLINE tallyM_slot *tallyM_slot_of(tallyM_pooltrace *r, const tallyH_pool *p, uintptr_t b)
+{
+    return &r->slot[tallyH_div((uint32_t)(b - (uintptr_t)p->data), p->inv)];
+}
 typedef void (*tallyM_visit_fn)(void *arg, size_t size, uint32_t site);
 /* Calls fn for every trace. */
 TALLY_INTERNAL void tallyM_each(const tallyM_state *s, tallyM_visit_fn fn, void *arg);
@@ -142,10 +158,34 @@ TALLY_INTERNAL void tallyM_table_free(tallyH_heap *h, tallyM_state *s);
 
 /* ---- site.c: sites and stacks ---------------------------------------------------- */
 #define TALLY_SITE_NONE UINT32_MAX
+/* tallyM_site_of's slow path: a site not in the cache of recent sites, or one
+ * with its native stack. */
+TALLY_INTERNAL uint32_t tallyM_site_miss(tallyH_heap *h, tallyM_state *s, const char *file,
+                                         int line, const void *caller);
+/* The first way of the set of (file, line) in the cache of recent sites: two ways
+ * per set, so that two hot sites of one set do not evict each other. */
+TALLY_INLINE unsigned tallyM_recent_set(const char *file, int line)
+{
+    uint64_t key = ((uint64_t)(uintptr_t)file ^ (uint64_t)(unsigned)line << 40) *
+                   0x9E3779B97F4A7C15ull;
+    return (unsigned)(key >> (64 - __builtin_ctz(TALLY_TRACE_RECENT_SITES))) & ~1u;
+}
 /* The id of the site of an allocation made now from (file, line), called from
- * caller; TALLY_SITE_NONE if the tables could not grow. */
-TALLY_INTERNAL uint32_t tallyM_site_of(tallyH_heap *h, tallyM_state *s, const char *file,
-                                       int line, const void *caller);
+ * caller; TALLY_SITE_NONE if the tables could not grow.  With a traceback limit
+ * of 1 a site found lately costs a look in the cache (inline); the rest is
+ * tallyM_site_miss. */
+TALLY_INLINE uint32_t tallyM_site_of(tallyH_heap *h, tallyM_state *s, const char *file, int line,
+                                     const void *caller)
+{
+    if (s->limit <= 1) {
+        unsigned k = tallyM_recent_set(file, line);
+        if (s->recent[k].file == file && s->recent[k].line == line && s->recent[k].id != 0)
+            return s->recent[k].id - 1;
+        if (s->recent[k | 1].file == file && s->recent[k | 1].line == line && s->recent[k | 1].id != 0)
+            return s->recent[k | 1].id - 1;
+    }
+    return tallyM_site_miss(h, s, file, line, caller);
+}
 /* The public view of site id. */
 TALLY_INTERNAL void tallyM_site_get(const tallyM_state *s, uint32_t id, tally_trace_site *out);
 /* Frees the site tables. */
