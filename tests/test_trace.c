@@ -313,6 +313,65 @@ static void test_stacks(void **state)
     tally_close(rt);
 }
 
+/* An unwinder of the test's own: a fixed stack of made-up addresses, or whatever
+ * count it is told to claim (to see that a bad count is clamped). */
+static int fake_calls;
+static int fake_claim = -2; /* -2: the true count */
+
+static int fake_unwind(void **frames, int max)
+{
+    static char code[16];
+    fake_calls++;
+    int n = max < 5 ? max : 5;
+    for (int i = 0; i < n; i++)
+        frames[i] = code + i;
+    return fake_claim == -2 ? n : fake_claim;
+}
+
+static void test_unwinder(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_hosted(NULL, 0);
+    assert_null(tally_trace_get_unwinder(rt));
+    fake_calls = 0;
+    tally_trace_set_unwinder(rt, fake_unwind);
+    assert_int_equal(fake_calls, 1); /* warmed up at once */
+    assert_ptr_equal(tally_trace_get_unwinder(rt), fake_unwind);
+    assert_int_equal(tally_trace_start(rt, 8), 0);
+    void *p = tally_malloc(rt, 24);
+    tally_trace_site site;
+    size_t size;
+    void *frames[TALLY_TRACE_MAX_FRAMES];
+    assert_int_equal(tally_trace_get_traceback(rt, p, &site, &size, frames), 0);
+    assert_int_equal(site.nframes, 5); /* the caller is not among them: all kept */
+    assert_ptr_equal(frames[0], (char *)frames[1] - 1);
+    /* Counts out of range are clamped: below 0 is none, above max is max. */
+    fake_claim = -7;
+    void *q = tally_malloc(rt, 25);
+    assert_int_equal(tally_trace_get_traceback(rt, q, &site, &size, frames), 0);
+    assert_int_equal(site.nframes, 0);
+    fake_claim = 1 << 20;
+    void *r = tally_malloc(rt, 26);
+    assert_int_equal(tally_trace_get_traceback(rt, r, &site, &size, frames), 0);
+    assert_int_equal(site.nframes, 8);
+    fake_claim = -2;
+    /* Kept across stop and start; NULL brings backtrace() back. */
+    tally_trace_stop(rt);
+    assert_ptr_equal(tally_trace_get_unwinder(rt), fake_unwind);
+    tally_trace_set_unwinder(rt, NULL);
+    assert_int_equal(tally_trace_start(rt, 8), 0);
+    void *ret;
+    void *t = alloc_here(rt, 40, &ret);
+    assert_int_equal(tally_trace_get_traceback(rt, t, &site, &size, frames), 0);
+    assert_true(in_function(frames[0], (void *)alloc_here));
+    assert_ptr_equal(frames[1], ret);
+    tally_free(rt, p);
+    tally_free(rt, q);
+    tally_free(rt, r);
+    tally_free(rt, t);
+    tally_close(rt);
+}
+
 /* ---- objects ------------------------------------------------------------------------- */
 
 static void test_objects_and_collector(void **state)
@@ -798,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_large_and_huge_exact),
         cmocka_unit_test(test_sites),
         cmocka_unit_test(test_stacks),
+        cmocka_unit_test(test_unwinder),
         cmocka_unit_test(test_objects_and_collector),
         cmocka_unit_test(test_free_stacks_while_tracing),
         cmocka_unit_test(test_list_growth),

@@ -46,7 +46,8 @@ extern "C" {
 
 /* Starts tracing with tracebacks of nframes frames (1..TALLY_TRACE_MAX_FRAMES):
  * 1 records the file and line only; more also records the native return
- * addresses of the callers (glibc's backtrace()).  Returns 0, or -1 with
+ * addresses of the callers (glibc's backtrace(), or the unwinder set with
+ * tally_trace_set_unwinder).  Returns 0, or -1 with
  * TALLY_EINVAL for a bad nframes.  Starting while tracing keeps the traces and
  * sets the limit for the traces recorded from then on (as tracemalloc.start). */
 TALLY_API int tally_trace_start(tally_rt *rt, int nframes);
@@ -95,6 +96,25 @@ typedef struct tally_trace_site {
  * then points to.  Returns 0, or -1 when p is not traced (no error is set). */
 TALLY_API int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace_site *site,
                                         size_t *size, void *frames_out[TALLY_TRACE_MAX_FRAMES]);
+
+/* ---- native stacks ---------------------------------------------------------------- */
+
+/* An unwinder: stores the return addresses of the calling thread's stack,
+ * innermost first, in frames (at most max) and returns how many it stored.
+ * glibc's backtrace() has this shape, and so has libunwind's unw_backtrace(),
+ * which caches unwind rules by address and is several times faster on stacks
+ * seen before (see docs/tracing.md). */
+typedef int (*tally_trace_unwind_fn)(void **frames, int max);
+
+/* Sets the unwinder the tracer uses for tracebacks of more than one frame (NULL:
+ * glibc's backtrace(), the default).  It stays set across tally_trace_stop and
+ * start; set while tracing, it applies to the stacks captured from then on.  It
+ * is called once right away, to warm it up (a first call may load libraries or
+ * allocate).  It runs inside allocation calls, so it must not allocate from this
+ * runtime, and a result below 0 or above max is taken as 0 or max. */
+TALLY_API void tally_trace_set_unwinder(tally_rt *rt, tally_trace_unwind_fn fn);
+/* The unwinder set (NULL: backtrace()). */
+TALLY_API tally_trace_unwind_fn tally_trace_get_unwinder(tally_rt *rt);
 
 /* ---- snapshots -------------------------------------------------------------------- */
 

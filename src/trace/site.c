@@ -6,7 +6,9 @@
  * is enough to intern, statistics compare the strings), the line and the frames.
  *
  * Stacks.  With a traceback limit above 1 the stack is captured with glibc's
- * backtrace() (libgcc's unwinder, reading .eh_frame: no frame pointers needed).
+ * backtrace() (libgcc's unwinder, reading .eh_frame: no frame pointers needed),
+ * or the unwinder the program set (tally_trace_set_unwinder: libunwind's
+ * unw_backtrace caches the rules it reads, and is much faster).
  * The first frames are the tracer's and the heap's own; they are skipped up to
  * the return address the public allocation call saw (__builtin_return_address in
  * tally_malloc_at and friends, passed down as `caller`), so a stack starts at the
@@ -138,10 +140,13 @@ static uint32_t intern(tallyH_heap *h, tallyM_state *s, const char *file, int li
 
 /* Captures the native stack from the call site on (see the top of the file);
  * returns the number of frames stored in out (at most limit). */
-static TALLY_NOINLINE uint32_t capture(int limit, const void *caller, void **out)
+static TALLY_NOINLINE uint32_t capture(tally_trace_unwind_fn unwind, int limit,
+                                       const void *caller, void **out)
 {
     void *buf[TALLY_TRACE_MAX_FRAMES + SKIP_MAX];
-    int n = backtrace(buf, limit + SKIP_MAX);
+    int max = limit + SKIP_MAX;
+    int n = (unwind ? unwind : backtrace)(buf, max);
+    n = n < 0 ? 0 : n > max ? max : n; /* a foreign unwinder is not trusted */
     int from = 0;
     while (from < n && from < SKIP_MAX && buf[from] != caller)
         from++;
@@ -158,7 +163,7 @@ static TALLY_NOINLINE uint32_t site_with_stack(tallyH_heap *h, tallyM_state *s, 
                                                int line, const void *caller)
 {
     void *frames[TALLY_TRACE_MAX_FRAMES];
-    uint32_t n = capture(s->limit, caller, frames);
+    uint32_t n = capture(s->unwind, s->limit, caller, frames);
     return intern(h, s, file, line, frames, n);
 }
 

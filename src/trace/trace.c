@@ -27,9 +27,10 @@
  * then stays the sum of the traces it has.
  *
  * Threads: the state is the runtime's, used by one thread at a time like the rest
- * of the runtime; nothing is global.  backtrace() is warmed up at start, once per
- * start with nframes > 1 (the first call in a process loads libgcc_s, which may
- * call malloc; later calls are cheap and allocate nothing).
+ * of the runtime; nothing is global.  The unwinder (backtrace() unless the
+ * program set another) is warmed up at start, once per start with nframes > 1
+ * (backtrace()'s first call in a process loads libgcc_s, which may call malloc;
+ * later calls allocate nothing).
  */
 #include "trace/trace.h"
 
@@ -164,7 +165,28 @@ static void on_resize(void *arg, void *p, void *q, size_t n, const char *file, i
 
 void tallyM_init(tally_rt *rt)
 {
+    tally_trace_unwind_fn unwind = rt->trace.unwind; /* a setting, not tracing state */
     memset(&rt->trace, 0, sizeof rt->trace);
+    rt->trace.unwind = unwind;
+}
+
+/* Lets an unwinder load what it loads on its first call now, not inside an
+ * allocation (see the top). */
+static void warm_up(tally_trace_unwind_fn unwind)
+{
+    void *warm[4];
+    (void)(unwind ? unwind : backtrace)(warm, 4);
+}
+
+void tally_trace_set_unwinder(tally_rt *rt, tally_trace_unwind_fn fn)
+{
+    warm_up(fn);
+    rt->trace.unwind = fn;
+}
+
+tally_trace_unwind_fn tally_trace_get_unwinder(tally_rt *rt)
+{
+    return rt->trace.unwind;
 }
 
 int tally_trace_start(tally_rt *rt, int nframes)
@@ -176,11 +198,8 @@ int tally_trace_start(tally_rt *rt, int nframes)
                          nframes);
         return -1;
     }
-    if (nframes > 1) {
-        /* Loads the unwinder now, not inside an allocation (see the top). */
-        void *warm[4];
-        (void)backtrace(warm, 4);
-    }
+    if (nframes > 1)
+        warm_up(s->unwind);
     s->limit = nframes;
     if (s->tracing)
         return 0;

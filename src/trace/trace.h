@@ -80,6 +80,8 @@ typedef struct tallyM_state {
     tallyH_tracer hooks;     /* what the heap calls; arg is the runtime */
     bool tracing;
     int limit;               /* traceback limit (nframes) */
+    tally_trace_unwind_fn unwind; /* the unwinder for limit > 1; NULL: backtrace().
+                                     Kept across stop and start. */
     uint64_t sample;         /* sampling: mean bytes between recorded allocations;
                                 0 records every allocation */
     size_t current;          /* bytes requested by traced live blocks */
