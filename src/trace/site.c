@@ -8,7 +8,7 @@
  * Stacks.  With a traceback limit above 1 the stack is captured with glibc's
  * backtrace() (libgcc's unwinder, reading .eh_frame: no frame pointers needed),
  * or the unwinder the program set (tally_trace_set_unwinder: libunwind's
- * unw_backtrace caches the rules it reads, and is much faster).
+ * unw_backtrace, or a frame-pointer walk where the program has frame pointers).
  * The first frames are the tracer's and the heap's own; they are skipped up to
  * the return address the public allocation call saw (__builtin_return_address in
  * tally_malloc_at and friends, passed down as `caller`), so a stack starts at the
