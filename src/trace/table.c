@@ -273,6 +273,22 @@ bool tallyM_lookup(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tallyM_re
     return true;
 }
 
+bool tallyM_lookup_live(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tallyM_ref *ref)
+{
+    uintptr_t a = raw_of(h, p);
+    tallyH_pool *pool = tallyH_pool_of((void *)a);
+    if (pool->tag != tallyH_tag(h, pool, TALLY_POOL_SMALL))
+        return tallyM_lookup(h, s, p, ref); /* large: by address */
+    tallyM_pooltrace *r = tallyM_rec_of(h, pool);
+    if (r == NULL)
+        return false;
+    tallyM_slot *slot = tallyM_slot_of(r, pool, a);
+    if (slot->site == 0)
+        return false;
+    *ref = (tallyM_ref){r, slot, NULL, slot->size, slot->site - 1};
+    return true;
+}
+
 void tallyM_drop(tallyM_state *s, const tallyM_ref *ref)
 {
     if (ref->slot != NULL) {

@@ -140,7 +140,8 @@ static void on_resize(void *arg, void *p, void *q, size_t n, const char *file, i
     tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
     tallyM_ref ref;
-    bool traced = tallyM_lookup(&rt->heap, s, (uintptr_t)p, &ref);
+    bool traced = p == q ? tallyM_lookup_live(&rt->heap, s, (uintptr_t)p, &ref) /* in place */
+                         : tallyM_lookup(&rt->heap, s, (uintptr_t)p, &ref); /* p is gone */
     uint32_t site;
     if (file == NULL && caller == NULL) { /* tallyH_resize_nocopy: keeps its site */
         if (!traced)

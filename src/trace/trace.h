@@ -130,6 +130,9 @@ typedef struct tallyM_ref {
  * be gone); false if p is not traced. */
 TALLY_INTERNAL bool tallyM_lookup(const tallyH_heap *h, tallyM_state *s, uintptr_t p,
                                   tallyM_ref *ref);
+/* The same for p, a live block: its pool is read, and its link followed. */
+TALLY_INTERNAL bool tallyM_lookup_live(const tallyH_heap *h, tallyM_state *s, uintptr_t p,
+                                       tallyM_ref *ref);
 /* Removes a trace found by tallyM_lookup. */
 TALLY_INTERNAL void tallyM_drop(tallyM_state *s, const tallyM_ref *ref);
 /* Changes a trace found by tallyM_lookup (no table changes shape). */
