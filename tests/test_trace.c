@@ -325,6 +325,8 @@ static int fake_unwind(void **frames, int max)
     int n = max < 5 ? max : 5;
     for (int i = 0; i < n; i++)
         frames[i] = code + i;
+    for (int i = n; fake_claim > max && i < max; i++) /* a claim above max: all filled */
+        frames[i] = code + n;
     return fake_claim == -2 ? n : fake_claim;
 }
 
@@ -424,7 +426,8 @@ static void test_free_stacks_while_tracing(void **state)
         tally_decref(o[i]); /* onto a free stack, untraced */
     assert_int_equal(tally_trace_start(rt, 1), 0);
     o[0] = tally_int(rt, 200000);
-    assert_ptr_equal(o[0], last_pushed); /* popped from the stack */
+    if (!test_on_valgrind()) /* where the heap checks every call, the stacks are off */
+        assert_ptr_equal(o[0], last_pushed); /* popped from the stack */
     size_t each = cur(rt);
     assert_true(each > 0);
     for (int i = 1; i < N; i++) /* PRE - 1 more from the stack, then from the heap */

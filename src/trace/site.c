@@ -143,7 +143,8 @@ static uint32_t intern(tallyH_heap *h, tallyM_state *s, const char *file, int li
 static TALLY_NOINLINE uint32_t capture(tally_trace_unwind_fn unwind, int limit,
                                        const void *caller, void **out)
 {
-    void *buf[TALLY_TRACE_MAX_FRAMES + SKIP_MAX];
+    void *buf[TALLY_TRACE_MAX_FRAMES + SKIP_MAX] = {0}; /* what an unwinder claims but
+                                                           leaves unwritten reads as 0 */
     int max = limit + SKIP_MAX;
     int n = (unwind ? unwind : backtrace)(buf, max);
     n = n < 0 ? 0 : n > max ? max : n; /* a foreign unwinder is not trusted */
