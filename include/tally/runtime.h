@@ -47,7 +47,9 @@ typedef enum tally_error {
     TALLY_ECORRUPT,    /* guard bytes, poison or heap metadata were overwritten */
     TALLY_EFAULT,      /* a failure injected by tally_fault_inject() */
     TALLY_EDEAD,       /* an object used after its death (incref, decref below zero) */
-    TALLY_EBUSY        /* not now: a collection is running */
+    TALLY_EBUSY,       /* not now: a collection is running */
+    TALLY_EIO,         /* a file could not be opened, read, written or renamed */
+    TALLY_EFORMAT      /* a file is not in the expected format, or is damaged */
 } tally_error;
 
 /* Report callback: receives one line (no trailing newline) per detected misuse. */

@@ -155,6 +155,32 @@ TALLY_API tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_sn
                                                             const tally_trace_filter *filters,
                                                             size_t n);
 
+/* ---- dump and load ----------------------------------------------------------------- */
+/* A snapshot saved to a file and read back, in another process or later (Python's
+ * Snapshot.dump and Snapshot.load).  The file is a Tally capture in its snapshot
+ * variant (docs/capture-format.md), which `tally report` and `tally diff` read too:
+ * the traceback limit, the sampling mean, each site's file and line and, with a
+ * native stack, its return addresses and the modules (executable and shared
+ * libraries) they lie in, so that the tools can name their functions later.
+ *
+ * Writes snap to path: 0, or -1 with the error set on the snapshot's runtime
+ * (TALLY_EIO naming the path and the system's reason; TALLY_ENOMEM).  The bytes
+ * go to a new file beside path, renamed over path when complete: a failed dump
+ * leaves path as it was. */
+TALLY_API int tally_trace_snapshot_dump(const tally_trace_snapshot *snap, const char *path);
+/* Reads a dump into a new snapshot of rt's heap (never traced), usable with every
+ * snapshot function, freed with tally_trace_snapshot_free; its file names belong
+ * to it and its frames are the addresses as recorded (they name code only in the
+ * process that dumped them).  NULL with the error set: TALLY_EIO (the file cannot
+ * be read), TALLY_EFORMAT (not a snapshot dump, another major version, truncated
+ * at byte N, a bad record at offset N, counts out of range, ...), TALLY_ENOMEM.
+ * No content of the file can make it crash, loop or allocate more than a small
+ * multiple of the file's size. */
+TALLY_API tally_trace_snapshot *tally_trace_snapshot_load(tally_rt *rt, const char *path);
+/* The same from size bytes at data (not kept). */
+TALLY_API tally_trace_snapshot *tally_trace_snapshot_load_memory(tally_rt *rt, const void *data,
+                                                                 size_t size);
+
 /* ---- statistics ------------------------------------------------------------------- */
 
 /* How traces are grouped (tracemalloc's key_type). */

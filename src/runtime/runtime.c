@@ -202,6 +202,8 @@ const char *tally_strerror(tally_error code)
     case TALLY_EFAULT: return "injected fault";
     case TALLY_EDEAD: return "use of a dead object";
     case TALLY_EBUSY: return "a collection is running";
+    case TALLY_EIO: return "input/output error";
+    case TALLY_EFORMAT: return "bad file format";
     }
     return "unknown error";
 }

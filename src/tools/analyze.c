@@ -17,7 +17,7 @@
  */
 #include "analyze.h"
 
-#include "capture_format.h"
+#include "trace/capture_format.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -19,7 +19,7 @@
 #define _GNU_SOURCE
 #include "capture_read.h"
 
-#include "capture_format.h"
+#include "trace/capture_format.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
 #include "json.h"
 
 #include "analyze.h"
-#include "capture_format.h"
+#include "trace/capture_format.h"
 #include "symbolize.h"
 
 #include <inttypes.h>

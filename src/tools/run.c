@@ -17,7 +17,7 @@
 #define _GNU_SOURCE
 #include "tools.h"
 
-#include "capture_format.h"
+#include "trace/capture_format.h"
 
 #include <dirent.h>
 #include <elf.h>

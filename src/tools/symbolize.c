@@ -15,7 +15,7 @@
 #define _GNU_SOURCE
 #include "symbolize.h"
 
-#include "capture_format.h"
+#include "trace/capture_format.h"
 
 #include <dlfcn.h>
 #include <elfutils/libdwelf.h>

@@ -18,7 +18,7 @@
  */
 #include "svg.h"
 
-#include "capture_format.h"
+#include "trace/capture_format.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -3,13 +3,15 @@
  * A snapshot is one block of the runtime's heap (from tallyH_malloc_quiet, so
  * never traced and usable in a fixed-buffer runtime):
  *
- *   | header | traces: {size, site id} ... | sites ... | frames ... |
+ *   | header | traces: {size, site id} ... | sites ... | frames ... | strings |
  *
  * The sites and frames are copies of the tracer's tables, so a snapshot outlives
  * them (tally_trace_stop, later growth); file names are the __FILE__ literals of
- * the program, which live as long as it does.  A filter copies the traces that
- * pass and every site (ids stay the same; unused sites cost a few bytes and
- * never show in statistics, which start from the traces).
+ * the program, which live as long as it does, except in a snapshot loaded from a
+ * dump (load.c), whose names lie in its strings section.  A filter copies the
+ * traces that pass, every site (ids stay the same; unused sites cost a few bytes
+ * and never show in statistics, which start from the traces) and the strings,
+ * moving the file pointers that lie in them to its own copy.
  *
  * The layout keeps every section aligned for its type: the header, the traces
  * ({size_t, uint32_t}), the sites (pointer-aligned) and the frames are all
@@ -26,9 +28,8 @@ _Static_assert(sizeof(struct tally_trace_snapshot) % sizeof(void *) == 0, "align
 _Static_assert(sizeof(tallyM_strace) % sizeof(void *) == 0, "aligned sections");
 _Static_assert(sizeof(tallyM_site) % sizeof(void *) == 0, "aligned sections");
 
-/* A snapshot with room for the given counts, its section pointers set; NULL with
- * the error set. */
-static tally_trace_snapshot *snap_alloc(tally_rt *rt, size_t ntraces, size_t nsites, size_t nframes)
+tally_trace_snapshot *tallyM_snap_alloc(tally_rt *rt, size_t ntraces, size_t nsites,
+                                        size_t nframes, size_t nstrings)
 {
     size_t bytes = sizeof(struct tally_trace_snapshot), part;
     bool overflow = __builtin_mul_overflow(ntraces, sizeof(tallyM_strace), &part) ||
@@ -36,7 +37,8 @@ static tally_trace_snapshot *snap_alloc(tally_rt *rt, size_t ntraces, size_t nsi
                     __builtin_mul_overflow(nsites, sizeof(tallyM_site), &part) ||
                     __builtin_add_overflow(bytes, part, &bytes) ||
                     __builtin_mul_overflow(nframes, sizeof(void *), &part) ||
-                    __builtin_add_overflow(bytes, part, &bytes);
+                    __builtin_add_overflow(bytes, part, &bytes) ||
+                    __builtin_add_overflow(bytes, nstrings, &bytes);
     tally_trace_snapshot *snap = overflow ? NULL : tallyH_malloc_quiet(&rt->heap, bytes);
     if (snap == NULL) {
         tallyB_error_set(&rt->heap.err, TALLY_ENOMEM,
@@ -45,13 +47,16 @@ static tally_trace_snapshot *snap_alloc(tally_rt *rt, size_t ntraces, size_t nsi
     }
     snap->rt = rt;
     snap->limit = 0;
+    snap->loaded = false;
     snap->sample = 0;
     snap->ntraces = ntraces;
     snap->nsites = nsites;
     snap->nframes = nframes;
+    snap->nstrings = nstrings;
     snap->traces = (tallyM_strace *)(void *)(snap + 1);
     snap->sites = (tallyM_site *)(void *)(snap->traces + ntraces);
     snap->frames = (void **)(void *)(snap->sites + nsites);
+    snap->strings = (char *)(snap->frames + nframes);
     return snap;
 }
 
@@ -69,7 +74,7 @@ tally_trace_snapshot *tally_trace_take_snapshot(tally_rt *rt)
                          "tally_trace_take_snapshot: the runtime is not tracing (tally_trace_start)");
         return NULL;
     }
-    tally_trace_snapshot *snap = snap_alloc(rt, s->ntraces, s->nsites, s->nframes_used);
+    tally_trace_snapshot *snap = tallyM_snap_alloc(rt, s->ntraces, s->nsites, s->nframes_used, 0);
     if (snap == NULL)
         return NULL;
     snap->limit = s->limit;
@@ -149,6 +154,21 @@ static bool passes(const tally_trace_filter *filters, size_t n, const tally_trac
     return !any_inclusive || included;
 }
 
+/* Copies the strings of src to dst (same size) and points dst's sites, copied from
+ * src's, at dst's copy wherever they pointed into src's. */
+static void copy_strings(tally_trace_snapshot *dst, const tally_trace_snapshot *src)
+{
+    if (src->nstrings == 0)
+        return;
+    memcpy(dst->strings, src->strings, src->nstrings);
+    uintptr_t lo = (uintptr_t)src->strings, hi = lo + src->nstrings;
+    for (size_t i = 0; i < dst->nsites; i++) {
+        uintptr_t f = (uintptr_t)dst->sites[i].file;
+        if (f >= lo && f < hi)
+            dst->sites[i].file = dst->strings + (f - lo);
+    }
+}
+
 tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *snap,
                                                   const tally_trace_filter *filters, size_t n)
 {
@@ -172,9 +192,11 @@ tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *sn
     size_t kept = 0;
     for (size_t i = 0; i < snap->ntraces; i++)
         kept += keep[snap->traces[i].site];
-    tally_trace_snapshot *out = snap_alloc(rt, kept, snap->nsites, snap->nframes);
+    tally_trace_snapshot *out =
+        tallyM_snap_alloc(rt, kept, snap->nsites, snap->nframes, snap->nstrings);
     if (out != NULL) {
         out->limit = snap->limit;
+        out->loaded = snap->loaded;
         out->sample = snap->sample;
         size_t k = 0;
         for (size_t i = 0; i < snap->ntraces; i++)
@@ -184,6 +206,7 @@ tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *sn
             memcpy(out->sites, snap->sites, snap->nsites * sizeof *snap->sites);
         if (snap->nframes)
             memcpy(out->frames, snap->frames, snap->nframes * sizeof *snap->frames);
+        copy_strings(out, snap);
     }
     tallyH_free_quiet(&rt->heap, keep);
     return out;

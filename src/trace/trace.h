@@ -210,14 +210,25 @@ typedef struct tallyM_strace {
 struct tally_trace_snapshot {
     struct tally_rt *rt;     /* whose heap holds this block */
     int limit;               /* traceback limit */
+    bool loaded;             /* read from a dump: the frames are another process's
+                                addresses (no modules of this process describe them) */
     uint64_t sample;         /* the tracer's sampling mean when taken (0: none) */
     size_t ntraces;
     size_t nsites;
     size_t nframes;
+    size_t nstrings;         /* bytes of strings (file names of a loaded snapshot) */
     tallyM_strace *traces;
-    tallyM_site *sites;      /* frames offsets index frames below */
+    tallyM_site *sites;      /* frames offsets index frames below; a file lies in
+                                strings or is a literal of the program */
     void **frames;
+    char *strings;
 };
+
+/* A snapshot block with room for the given counts (strings: bytes), its section
+ * pointers set and its counts filled in; NULL with the error set (TALLY_ENOMEM). */
+TALLY_INTERNAL tally_trace_snapshot *tallyM_snap_alloc(struct tally_rt *rt, size_t ntraces,
+                                                       size_t nsites, size_t nframes,
+                                                       size_t nstrings);
 
 /* The site of trace i of a snapshot, in public form. */
 TALLY_INTERNAL void tallyM_snap_site(const tally_trace_snapshot *snap, uint32_t site,

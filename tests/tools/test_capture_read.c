@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "analyze.h"
-#include "capture_format.h"
+#include "trace/capture_format.h"
 #include "capture_read.h"
 #include "json.h"
 

@@ -12,7 +12,7 @@
 #ifndef TALLY_TOOLS_PRELOAD_H
 #define TALLY_TOOLS_PRELOAD_H
 
-#include "../capture_format.h"
+#include "trace/capture_format.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,5 +1,8 @@
-/* capture_format.h - the byte layout of a Tally capture file, shared by the writer
- * (the preloaded interposer, src/tools/preload/) and the reader (capture_read.c).
+/* capture_format.h - the byte layout of a Tally capture file, shared by its writers
+ * (the preloaded interposer, src/tools/preload/, and the snapshot dumper of the
+ * trace layer, src/trace/dump.c) and its readers (src/tools/capture_read.c, and the
+ * snapshot loader src/trace/load.c).  It lives in the trace layer because the
+ * library writes it; the tools, a layer below, include it from here.
  *
  * docs/capture-format.md is the prose description; this header is the definition.
  * In short: a 4096-byte header page, then fixed-size chunks.  A chunk belongs to one
@@ -18,8 +21,8 @@
  * block is released and the number of an allocation after it is obtained, so a
  * block's free always precedes its reuse in sequence order.
  */
-#ifndef TALLY_TOOLS_CAPTURE_FORMAT_H
-#define TALLY_TOOLS_CAPTURE_FORMAT_H
+#ifndef TALLY_TRACE_CAPTURE_FORMAT_H
+#define TALLY_TRACE_CAPTURE_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +30,9 @@
 
 #define TALLY_CAP_MAGIC "TALLYCAP"      /* 8 bytes, no terminator in the file */
 #define TALLY_CAP_VERSION_MAJOR 1       /* incompatible layout changes */
-#define TALLY_CAP_VERSION_MINOR 0       /* compatible additions (new trailing fields) */
+#define TALLY_CAP_VERSION_MINOR 1       /* compatible additions (new trailing fields);
+                                           1: snapshot dumps (flag, SNAPSHOT record,
+                                           STACK's location field) */
 #define TALLY_CAP_HEADER_SIZE 4096u     /* the header page; chunk 0 starts here */
 #define TALLY_CAP_HEADER_USED 64u       /* bytes of the header page with content */
 #define TALLY_CAP_CHUNK_SIZE 65536u     /* default chunk size (the header says which) */
@@ -44,9 +49,14 @@ enum {
     TALLY_CAPH_SAMPLE = 24,     /* u64 sampling mean in bytes, 0 = every allocation */
     TALLY_CAPH_PID = 32,        /* u64 process id */
     TALLY_CAPH_START = 40,      /* u64 start time, CLOCK_REALTIME ns since the epoch */
-    TALLY_CAPH_FLAGS = 48,      /* u32 reserved, 0 */
+    TALLY_CAPH_FLAGS = 48,      /* u32 TALLY_CAPF_* (0 for a capture of tally run) */
     TALLY_CAPH_CHECK = 52,      /* u32 FNV-1a of bytes 0..51 */
 };
+
+/* Header flags. */
+#define TALLY_CAPF_SNAPSHOT 1u          /* a snapshot dump (tally_trace_snapshot_dump):
+                                           frames is the traceback limit, sample the
+                                           tracer's sampling mean */
 
 /* Record types.  Unknown nonzero types are skipped by readers (their length says how
  * far), so new types can be added in a minor version. */
@@ -54,12 +64,14 @@ enum tally_cap_record {
     TALLY_REC_END = 0,      /* no more records in this chunk */
     TALLY_REC_PROCESS = 1,  /* ppid, exe path, argc, argv strings */
     TALLY_REC_MODULE = 2,   /* start, end, bias, path, build-id bytes, seq */
-    TALLY_REC_STACK = 3,    /* id, kind, n, n frames */
+    TALLY_REC_STACK = 3,    /* id, kind, n, n frames [, location id (1.1, dumps)] */
     TALLY_REC_LOCATION = 4, /* id, file, line, function */
     TALLY_REC_ALLOC = 5,    /* seq, ptr, size, stack id, kind */
     TALLY_REC_FREE = 6,     /* seq, ptr, kind */
     TALLY_REC_TIME = 7,     /* seq, ns since start (CLOCK_MONOTONIC) */
     TALLY_REC_EXIT = 8,     /* seq, ns since start: the process reached exit() */
+    TALLY_REC_SNAPSHOT = 9, /* traces, total bytes, stacks, locations: the last record
+                               of a snapshot dump (1.1) */
     TALLY_REC_COUNT_
 };
 
@@ -163,6 +175,17 @@ static inline uint32_t tally_cap_fnv1a(const uint8_t *p, size_t n)
     return h;
 }
 
+/* The length of v as LEB128. */
+static inline size_t tally_cap_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 /* Fills the first TALLY_CAP_HEADER_USED bytes of a header (the rest of the header
  * page must be zero). */
 static inline void tally_cap_write_header(uint8_t *h, uint32_t chunk_size, uint32_t frames,
@@ -181,4 +204,11 @@ static inline void tally_cap_write_header(uint8_t *h, uint32_t chunk_size, uint3
     tally_cap_put_u32(h + TALLY_CAPH_CHECK, tally_cap_fnv1a(h, TALLY_CAPH_CHECK));
 }
 
-#endif /* TALLY_TOOLS_CAPTURE_FORMAT_H */
+/* Sets the flags of a header that tally_cap_write_header filled (and its checksum). */
+static inline void tally_cap_header_set_flags(uint8_t *h, uint32_t flags)
+{
+    tally_cap_put_u32(h + TALLY_CAPH_FLAGS, flags);
+    tally_cap_put_u32(h + TALLY_CAPH_CHECK, tally_cap_fnv1a(h, TALLY_CAPH_CHECK));
+}
+
+#endif /* TALLY_TRACE_CAPTURE_FORMAT_H */
