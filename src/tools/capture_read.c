@@ -331,6 +331,20 @@ const tallyX_location *tallyX_capture_location(const tallyX_capture *cap, uint64
     return NULL;
 }
 
+/* The SNAPSHOT record, last in a snapshot dump: its counts must match the events
+ * read so far (the loader in src/trace/load.c checks more). */
+static int end_of_snapshot(tallyX_capture *cap, struct rd *r)
+{
+    uint64_t traces = rd_u(r);
+    rd_u(r); /* total bytes: the analysis sums them again */
+    rd_u(r); /* stacks */
+    rd_u(r); /* locations */
+    if (!r->ok || !cap->snapshot || traces != cap->nevents)
+        return 0;
+    cap->snapshot_end = 1;
+    return 1;
+}
+
 /* ---- events ------------------------------------------------------------------------------ */
 
 /* Decodes an event record's payload; 0 if it is malformed. */
@@ -436,6 +450,7 @@ static size_t scan_chunk(tallyX_capture *cap, struct arrays *a, size_t begin, si
             case TALLY_REC_MODULE: ok = add_module(cap, a, &r); break;
             case TALLY_REC_STACK: ok = add_stack(cap, a, &r); break;
             case TALLY_REC_LOCATION: ok = add_location(cap, a, &r); break;
+            case TALLY_REC_SNAPSHOT: ok = end_of_snapshot(cap, &r); break;
             default: cap->unknown_records++; break;
             }
         }
@@ -473,6 +488,7 @@ int tallyX_capture_parse(const uint8_t *data, size_t size, tallyX_capture *cap, 
     cap->sample = tally_cap_get_le(data + TALLY_CAPH_SAMPLE, 8);
     cap->pid = tally_cap_get_le(data + TALLY_CAPH_PID, 8);
     cap->start_ns = tally_cap_get_le(data + TALLY_CAPH_START, 8);
+    cap->snapshot = (tally_cap_get_le(data + TALLY_CAPH_FLAGS, 4) & TALLY_CAPF_SNAPSHOT) != 0;
     if (hsize < TALLY_CAP_HEADER_USED || hsize > (1u << 20) || cap->chunk_size < 4096 ||
         cap->chunk_size > (1u << 24) || (cap->chunk_size & (cap->chunk_size - 1)) != 0)
         return fail(err, errlen, "corrupt capture: bad header or chunk size");
@@ -511,6 +527,10 @@ int tallyX_capture_parse(const uint8_t *data, size_t size, tallyX_capture *cap, 
         if (end > begin)
             cap->chunks[cap->nchunks++] = (tallyX_chunk){ begin, end };
     }
+    /* A dump is written whole and renamed into place: without its end record it
+     * was cut (on a chunk boundary, or the check above would have said so). */
+    if (cap->snapshot && !cap->snapshot_end)
+        cap->truncated = 1;
     return 0;
 }
 

@@ -65,6 +65,9 @@ typedef struct tallyX_capture {
     size_t damaged;             /* chunks whose records stop at an invalid one */
     size_t unknown_records;     /* records of types this reader does not know */
     int exited;                 /* an EXIT record: the program reached exit() */
+    int snapshot;               /* a snapshot dump of Tally's tracer (TALLY_CAPF_SNAPSHOT):
+                                   its ALLOCs are the traces live in the snapshot */
+    int snapshot_end;           /* its SNAPSHOT record was read (else it was cut) */
     uint64_t exit_ns;
     /* private */
     uint8_t *data;

@@ -1,5 +1,7 @@
 /* diff.c - `tally diff A B [--format text|json] [--top N] [--by site|stack]
- *          [--at exit|peak]`: what grew and what shrank between two captures.
+ *          [--at exit|peak]`: what grew and what shrank between two captures (of
+ *          `tally run`, or snapshot dumps of Tally's tracer, whose traces count as
+ *          live "at exit").
  *
  * Both captures are loaded and replayed (analyze.c).  Their stacks are then named:
  * every stack becomes a key string, the symbolised innermost frame ("site": function,
@@ -208,9 +210,9 @@ static void json_capture(FILE *o, const struct side *s)
             fputc(',', o);
         tallyX_json_str(o, s->cap.argv[i]);
     }
-    fprintf(o, "],\"exited\":%s,\"truncated\":%s,\"damaged_chunks\":%zu,\"sample_bytes\":%" PRIu64
-               "}",
-            s->cap.exited ? "true" : "false", s->cap.truncated ? "true" : "false", s->cap.damaged,
+    fprintf(o, "],\"snapshot\":%s,\"exited\":%s,\"truncated\":%s,\"damaged_chunks\":%zu,"
+               "\"sample_bytes\":%" PRIu64 "}",
+            s->cap.snapshot ? "true" : "false", s->cap.exited ? "true" : "false", s->cap.truncated ? "true" : "false", s->cap.damaged,
             s->cap.sample);
 }
 
@@ -262,9 +264,12 @@ static void print_capture_line(FILE *o, const char *label, const struct side *s)
     fprintf(o, "%s: %s (", label, s->path);
     for (size_t i = 0; i < s->cap.argc; i++)
         fprintf(o, "%s%s", i ? " " : "", s->cap.argv[i]);
-    if (s->cap.argc == 0)
+    if (s->cap.snapshot)
+        fputs("snapshot dump", o);
+    else if (s->cap.argc == 0)
         fputs(s->cap.exe ? s->cap.exe : "unknown program", o);
-    fprintf(o, ")%s%s%s\n", s->cap.exited ? "" : " [did not reach exit()]",
+    fprintf(o, ")%s%s%s\n",
+            s->cap.exited || s->cap.snapshot ? "" : " [did not reach exit()]",
             s->cap.truncated ? " [truncated]" : "", s->cap.damaged ? " [damaged]" : "");
 }
 

@@ -1,7 +1,8 @@
 /* report.c - `tally report FILE [--format text|json|html] [--top N]`.
  *
  * Loads the capture (capture_read.c), replays it (analyze.c) and prints: the
- * program and the state of the capture (complete, truncated, damaged, sampled),
+ * program and the state of the capture (complete, truncated, damaged, sampled; or
+ * that it is a snapshot dump of Tally's tracer, whose traces are its "leaks"),
  * totals, the peak, what was live at the end (leaks), temporary allocations, the top
  * allocation sites at the peak (by bytes and by count) and over the run, the leaks
  * grouped by call stack, and a size histogram.  A site is the innermost frame (the
@@ -227,17 +228,23 @@ static void print_text(struct ctx *c)
     const tallyX_capture *cap = c->cap;
     const tallyX_analysis *a = c->a;
     FILE *o = c->out;
-    fprintf(o, "program: ");
-    for (size_t i = 0; i < cap->argc; i++)
-        fprintf(o, "%s%s", i ? " " : "", cap->argv[i]);
-    fprintf(o, "%s(pid %" PRIu64 ", %u frames per stack)\n", cap->argc ? " " : "", cap->pid,
-            cap->frames);
+    if (cap->snapshot) {
+        fprintf(o, "snapshot dump of Tally's tracer (pid %" PRIu64 ", traceback limit %u): "
+                   "its traces are the blocks live when the snapshot was taken, \"at exit\" "
+                   "means in the snapshot\n", cap->pid, cap->frames);
+    } else {
+        fprintf(o, "program: ");
+        for (size_t i = 0; i < cap->argc; i++)
+            fprintf(o, "%s%s", i ? " " : "", cap->argv[i]);
+        fprintf(o, "%s(pid %" PRIu64 ", %u frames per stack)\n", cap->argc ? " " : "", cap->pid,
+                cap->frames);
+    }
     if (cap->sample)
         fprintf(o, "sampled: one allocation per %" PRIu64 " bytes on average; counts and bytes "
                    "are estimates\n", cap->sample);
-    if (cap->exited)
+    if (!cap->snapshot && cap->exited)
         fprintf(o, "capture: complete, the program ran for %.1f ms\n", (double)cap->exit_ns / 1e6);
-    else
+    else if (!cap->snapshot)
         fprintf(o, "note: the program did not reach exit() (crashed or killed): \"at exit\" "
                    "means at its last recorded event\n");
     if (cap->truncated)
@@ -328,6 +335,7 @@ static void print_json(struct ctx *c)
     }
     fprintf(o, "],\"exe\":");
     tallyX_json_str(o, cap->exe);
+    fprintf(o, ",\"snapshot\":%s", cap->snapshot ? "true" : "false");
     fprintf(o, ",\"frames\":%u,\"sample_bytes\":%" PRIu64 ",\"exited\":%s,\"truncated\":%s,"
                "\"damaged_chunks\":%zu,\"duration_ns\":%" PRIu64 ",\n",
             cap->frames, cap->sample, cap->exited ? "true" : "false",

@@ -9,7 +9,8 @@ checks the figures the program is known to produce.  One case per ctest test:
 Cases: exact, calls, cxx, threads, crash, abort, kill, fork, dlopen, sample, python, text,
 valgrind (leaks against memcheck, peak against massif), diff (`tally diff`), plot
 (`tally plot`: the SVG parsed as XML, its peak and widths against the report), badfiles
-(diff and plot of missing, foreign, empty and truncated files).  The programs are in
+(diff and plot of missing, foreign, empty and truncated files), snapshot (report and
+diff of snapshot dumps of Tally's own tracer, written by prog_dump.c).  The programs are in
 tests/tools/prog_*.c; their marker comments (/* LEAK_LINE */ ...) give the lines the
 report must name.  Exit status 0: passed; 77: skipped (a tool is missing).
 """
@@ -524,6 +525,62 @@ def case_badfiles(env):
         tally_cmd(env, *args, expect_rc=2)
     r = tally_cmd(env, "plot", good, "-o", "/no/such/dir/x.svg", expect_rc=1)
     check(r.stderr.count("\n") == 1 and "/no/such/dir/x.svg" in r.stderr, r.stderr)
+
+
+def case_snapshot(env):
+    prog = env.prog("tally_prog_dump")
+    big = marker_line(env.src, "prog_dump.c", "BIG_LINE")
+    small = marker_line(env.src, "prog_dump.c", "SMALL_LINE")
+
+    def dump(name, nframes, nbig):
+        out = os.path.join(env.tmp, name)
+        p = subprocess.run([prog, out, str(nframes), str(nbig)], capture_output=True, text=True,
+                           timeout=60)
+        check(p.returncode == 0, f"prog_dump {name}: exit {p.returncode}\n{p.stderr}")
+        return out
+
+    a = dump("a.tly", 1, 3)
+    rep = env.report(a)
+    check(rep["snapshot"] and not rep["truncated"], f"a whole snapshot dump: {rep}")
+    check(rep["frames"] == 1, f"traceback limit {rep['frames']}")
+    check(rep["totals"]["allocations"] == 8 and rep["totals"]["bytes_allocated"] == 3320,
+          f"totals {rep['totals']}")
+    check(rep["exit"] == {"bytes": 3320, "blocks": 8}, f"live in the snapshot {rep['exit']}")
+    lines = {(e["stack"][0]["line"], e["count"], e["bytes"]) for e in rep["leaks"]}
+    check(lines == {(big, 3, 3000), (small, 5, 320)}, f"sites {rep['leaks']}")
+    check(all(e["stack"][0]["file"].endswith("prog_dump.c") for e in rep["leaks"]),
+          "sites name prog_dump.c")
+    check("snapshot dump" in env.report(a, fmt="text"), "the text report says snapshot dump")
+
+    # Native frames: symbolised from the dump's modules, down to main.
+    n8 = dump("n8.tly", 8, 7)
+    rep = env.report(n8)
+    leak = leak_with(rep, "make_big")
+    check(leak is not None and leak["count"] == 7 and leak["bytes"] == 7000, f"make_big {leak}")
+    check(leak["stack"][0]["line"] == big, f"make_big line {leak['stack'][0]}")
+    check(any(f["function"] == "main" for f in leak["stack"]), "main in the dumped stack")
+
+    # diff of two dumps: the big site grew by 4 blocks.
+    b = dump("b.tly", 1, 7)
+    d = diff_json(env, a, b)
+    check(d["a"]["snapshot"] and d["b"]["snapshot"], "diff sees two snapshots")
+    rows = [r for r in d["rows"] if r["frames"][0]["line"] == big]
+    check(len(rows) == 1 and (rows[0]["a_blocks"], rows[0]["b_blocks"]) == (3, 7)
+          and rows[0]["delta_bytes"] == 4000, f"big row {d['rows']}")
+    check(d["totals"]["leaked_blocks"]["delta"] == 4, f"totals {d['totals']}")
+    # diff of a dump and a tally run capture works too.
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "leak", "3"], out="l3.tly")
+    d = diff_json(env, cap, b)
+    check(d["totals"]["leaked_blocks"]["b"] == 12, f"dump against capture {d['totals']}")
+
+    # A cut dump is reported as truncated.
+    with open(a, "rb") as f:
+        data = f.read()
+    for cut in (len(data) - 100, 4096 + 4096 // 2):
+        short = os.path.join(env.tmp, f"cut{cut}.tly")
+        with open(short, "wb") as f:
+            f.write(data[:cut])
+        check(env.report(short)["truncated"], f"a dump cut at {cut} is truncated")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")
