@@ -174,7 +174,9 @@ static const char *site_file(const tallyM_site *x)
 /* The largest record a snapshot's sites need (payload plus type and length). */
 static size_t largest_record(const tally_trace_snapshot *snap)
 {
-    size_t most = 11 + 3 * 10 + 1 + 64 + MODULE_PATH_MAX; /* a MODULE record */
+    size_t most = 64; /* ALLOC and SNAPSHOT records */
+    if (snap->nframes != 0 && !snap->loaded)
+        most = 11 + 4 * 10 + 2 + 64 + MODULE_PATH_MAX; /* a MODULE record */
     for (size_t i = 0; i < snap->nsites; i++) {
         const tallyM_site *x = &snap->sites[i];
         size_t loc = 11 + 10 + 10 + strlen(site_file(x)) + 10 + 1;
