@@ -102,7 +102,7 @@ TALLY_API int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace
 /* An unwinder: stores the return addresses of the calling thread's stack,
  * innermost first, in frames (at most max) and returns how many it stored.
  * glibc's backtrace() has this shape, and so has libunwind's unw_backtrace();
- * both read DWARF unwind tables, about 15-100 ns per frame (docs/tracing.md).
+ * both read DWARF unwind tables, about 15-150 ns per frame (docs/tracing.md).
  * A program built with frame pointers throughout (Tally included: configure
  * with CMAKE_C_FLAGS=-fno-omit-frame-pointer) may pass a frame-pointer walk of
  * its own, a few loads per frame. */
