@@ -51,6 +51,50 @@ extern "C" {
  * TALLY_EINVAL for a bad nframes.  Starting while tracing keeps the traces and
  * sets the limit for the traces recorded from then on (as tracemalloc.start). */
 TALLY_API int tally_trace_start(tally_rt *rt, int nframes);
+
+/* Sampling, for production use: tally_trace_start_sampled records about one
+ * allocation in every mean_bytes bytes allocated (Poisson sampling by bytes, as
+ * tcmalloc and Go do; `tally run --sample` samples the same way).  A countdown
+ * drawn from an exponential distribution of mean mean_bytes runs down by the size
+ * of each allocation; the allocation that reaches its end is recorded and a new
+ * countdown is drawn.  An allocation of n < mean_bytes bytes is thus recorded
+ * with probability p = 1 - exp(-n / mean_bytes), independently of the others;
+ * one of mean_bytes or more is always recorded (p = 1), without touching the
+ * countdown.  The others are not traced at all, which is what makes sampling
+ * cheap: an allocation that is not recorded costs a subtraction in the tracer.
+ * A realloc is an allocation of its new size: the block is recorded afterwards
+ * with the same probability, whether it was before or not.
+ *
+ * What is scaled: a recorded block of n bytes stands for n / p bytes and 1 / p
+ * blocks.  tally_trace_get_traced_memory (current and peak), tally_trace_stats
+ * current and peak, and the sizes and counts of tally_trace_statistics and
+ * tally_trace_compare are these estimates (unbiased; each block's estimate is
+ * rounded to whole bytes, and a free takes off exactly what its allocation added,
+ * so current is 0 again once every recorded block is freed).  What is exact:
+ * the requested size of each trace (tally_trace_get_traceback,
+ * tally_trace_snapshot_get and tally_trace_snapshot_count give the recorded
+ * traces as they are), and tally_trace_stats.traces (recorded blocks alive).
+ * With mean_bytes 0 every allocation is recorded and nothing is scaled: exactly
+ * tally_trace_start.  The relative error of an estimate of B bytes made of
+ * blocks far smaller than the mean is about sqrt(mean_bytes / B).
+ *
+ * mean_bytes is 0 or 1..TALLY_TRACE_MAX_SAMPLE; a larger one, or a bad nframes,
+ * gives -1 with TALLY_EINVAL, and nothing changes.  Called while tracing, it sets
+ * the traceback limit as tally_trace_start does; if the mean changes (to or from
+ * 0 too: tally_trace_start is tally_trace_start_sampled with mean 0), the traces
+ * recorded so far are forgotten and current, peak and untraced restart from 0
+ * (their weights belong to the old mean: mixing them would bias the estimates).
+ * Snapshots taken before stay valid and keep their own mean. */
+#define TALLY_TRACE_MAX_SAMPLE ((size_t)1 << 32)
+TALLY_API int tally_trace_start_sampled(tally_rt *rt, int nframes, size_t mean_bytes);
+/* The sampling mean in bytes (0: every allocation is recorded, or not tracing). */
+TALLY_API size_t tally_trace_get_sampling(tally_rt *rt);
+/* Seeds rt's sampler (its own generator: no global state), so that a run that
+ * makes the same allocations records the same ones: for tests and reproducible
+ * measurements.  Without it the seed comes from the clock when sampling first
+ * needs it.  Takes effect at once (a new countdown is drawn when sampling); the
+ * seed is forgotten by tally_trace_stop. */
+TALLY_API void tally_trace_seed(tally_rt *rt, uint64_t seed);
 /* Stops tracing: every trace is forgotten and the tracer's memory is freed.
  * Snapshots taken earlier stay valid. */
 TALLY_API void tally_trace_stop(tally_rt *rt);
@@ -75,6 +119,9 @@ typedef struct tally_trace_stats {
     unsigned long long untraced; /* allocations left untraced: the tracer's own
                                     tables could not grow (heap exhausted) */
     int nframes;                 /* traceback limit, 0 when not tracing */
+    size_t sample;               /* sampling mean (tally_trace_get_sampling); when
+                                    nonzero current and peak are estimates and
+                                    traces counts the recorded blocks */
 } tally_trace_stats;
 TALLY_API void tally_trace_get_stats(tally_rt *rt, tally_trace_stats *out);
 
@@ -91,7 +138,9 @@ typedef struct tally_trace_site {
 } tally_trace_site;
 
 /* The site and requested size of the traced block at p (a block, or an object
- * as tally_new returned it), like tracemalloc.get_object_traceback.  frames
+ * as tally_new returned it), like tracemalloc.get_object_traceback.  The size is
+ * the exact size requested, sampled or not; under sampling most blocks are not
+ * traced at all (-1).  frames
  * (up to TALLY_TRACE_MAX_FRAMES) are copied to frames_out, which site->frames
  * then points to.  Returns 0, or -1 when p is not traced (no error is set). */
 TALLY_API int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace_site *site,
@@ -139,6 +188,10 @@ TALLY_API size_t tally_trace_snapshot_count(const tally_trace_snapshot *snap, si
 TALLY_API int tally_trace_snapshot_get(const tally_trace_snapshot *snap, size_t i, tally_trace *out);
 /* The traceback limit the traces were recorded with. */
 TALLY_API int tally_trace_snapshot_limit(const tally_trace_snapshot *snap);
+/* The sampling mean the traces were recorded with (0: every allocation).  Its
+ * traces are the recorded blocks with their exact sizes; statistics and compare
+ * scale them (see tally_trace_start_sampled). */
+TALLY_API size_t tally_trace_snapshot_sampling(const tally_trace_snapshot *snap);
 
 /* Filters (tracemalloc.Filter): a trace matches when its file matches pattern
  * (fnmatch(3) without flags, so '*' also matches '/'; NULL matches any file) and,
@@ -194,8 +247,8 @@ typedef enum tally_trace_key {
  * point into the snapshot. */
 typedef struct tally_trace_stat {
     tally_trace_site site;
-    size_t count;   /* blocks */
-    size_t size;    /* bytes requested, in all */
+    size_t count;   /* blocks (estimated for a sampled snapshot) */
+    size_t size;    /* bytes requested, in all (estimated likewise) */
     size_t average; /* size / count */
 } tally_trace_stat;
 

@@ -9,6 +9,13 @@
  * Statistics are then sorted by size; a comparison merges the key-sorted groups
  * of two snapshots (a merge join) before sorting by the size difference.
  *
+ * A sampled snapshot (snap->sample > 0) is scaled here, trace by trace: a trace
+ * of n bytes adds tallyM_sample_bytes(n) to its group's size, the very figure it
+ * added to the tracer's current, and tallyM_sample_blocks(n) to its count, which
+ * is summed in fixed point (units of 1/TALLY_SAMPLE_UNIT block) and rounded once
+ * per group, so that fractional weights do not each round up.  Every weight is at
+ * least one block, so a group that has a trace has a count.
+ *
  * Result arrays come from the snapshot's runtime's heap (tallyH_malloc_quiet: not
  * traced) and are released with tally_trace_release, which finds the runtime from
  * the block.  Their sites point into the snapshots.
@@ -92,6 +99,18 @@ static void *result_alloc(tally_rt *rt, size_t n, size_t size, const char *fn)
     return p;
 }
 
+/* Adds the estimates of snap's traces (sampled) to their sites' slots of g. */
+static void scale(const tally_trace_snapshot *snap, tally_trace_stat *g)
+{
+    for (size_t i = 0; i < snap->ntraces; i++) {
+        const tallyM_strace *t = &snap->traces[i];
+        g[t->site].count += tallyM_sample_blocks(t->size, snap->sample); /* fixed point */
+        g[t->site].size += tallyM_sample_bytes(t->size, snap->sample);
+    }
+    for (size_t i = 0; i < snap->nsites; i++)
+        g[i].count = (g[i].count + TALLY_SAMPLE_UNIT / 2) / TALLY_SAMPLE_UNIT;
+}
+
 /* The groups of snap by key, sorted by key: an array of *n entries (average not
  * set), or NULL with the error set. */
 static tally_trace_stat *group(const tally_trace_snapshot *snap, tally_trace_key key, size_t *n,
@@ -111,9 +130,13 @@ static tally_trace_stat *group(const tally_trace_snapshot *snap, tally_trace_key
             x->site.line = 0;
         x->count = x->size = x->average = 0;
     }
-    for (size_t i = 0; i < snap->ntraces; i++) {
-        g[snap->traces[i].site].count++;
-        g[snap->traces[i].site].size += snap->traces[i].size;
+    if (snap->sample == 0) {
+        for (size_t i = 0; i < snap->ntraces; i++) {
+            g[snap->traces[i].site].count++;
+            g[snap->traces[i].site].size += snap->traces[i].size;
+        }
+    } else {
+        scale(snap, g);
     }
     size_t k = 0;
     for (size_t i = 0; i < snap->nsites; i++)
@@ -193,6 +216,11 @@ tally_trace_diff *tally_trace_compare(const tally_trace_snapshot *now,
     if (d != NULL && n)
         *n = m;
     return d;
+}
+
+size_t tally_trace_snapshot_sampling(const tally_trace_snapshot *snap)
+{
+    return (size_t)snap->sample;
 }
 
 void tally_trace_release(void *array)

@@ -26,6 +26,15 @@
  * tables cannot grow leaves the block untraced and counts it (untraced): current
  * then stays the sum of the traces it has.
  *
+ * Sampling (tally_trace_start_sampled; sample.c has the process and the weights):
+ * every hook that hands out a block asks `sampled` first, a comparison and a
+ * subtraction; a block not sampled gets no site and no table work, and a block
+ * that had a trace loses it (a realloc is an allocation of its new size).  current
+ * counts each trace's weighed size (tallyM_sample_bytes, the size itself when not
+ * sampling), recomputed from the trace's exact size when it goes: a function of
+ * that size and of the mean, which is fixed while traces exist (a new mean
+ * forgets them), so a free takes off exactly what the allocation added.
+ *
  * Threads: the state is the runtime's, used by one thread at a time like the rest
  * of the runtime; nothing is global.  The unwinder (backtrace() unless the
  * program set another) is warmed up at start, once per start with nframes > 1
@@ -44,11 +53,47 @@ static tally_rt *rt_of_arg(void *arg)
     return arg;
 }
 
+/* The bytes a trace of n bytes counts for in current. */
+static size_t weigh(const tallyM_state *s, size_t n)
+{
+    return s->sample ? tallyM_sample_bytes(n, s->sample) : n;
+}
+
 static void add_current(tallyM_state *s, size_t n)
 {
-    s->current += n;
+    s->current += weigh(s, n);
     if (s->current > s->peak)
         s->peak = s->current;
+}
+
+static void sub_current(tallyM_state *s, size_t n)
+{
+    s->current -= weigh(s, n);
+}
+
+/* Whether a block of n bytes handed out now is recorded (sample.c): always when
+ * not sampling and for blocks of the mean or more, else when n reaches the end of
+ * the countdown, which the others shorten. */
+static inline bool sampled(tallyM_state *s, size_t n)
+{
+    if (s->sample == 0 || n >= s->sample)
+        return true;
+    if (n < s->countdown) {
+        s->countdown -= n;
+        return false;
+    }
+    tallyM_sample_draw(s);
+    return true;
+}
+
+/* Drops the trace of p, if it has one. */
+static void forget(tallyH_heap *h, tallyM_state *s, uintptr_t p)
+{
+    tallyM_ref ref;
+    if (s->ntraces != 0 && tallyM_lookup(h, s, p, &ref)) {
+        sub_current(s, ref.size);
+        tallyM_drop(s, &ref);
+    }
 }
 
 /* Records block p of n bytes at site; counts it untraced if that fails.  Any
@@ -58,15 +103,11 @@ static void record(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t n, uint3
 {
     size_t replaced = 0;
     if (site != TALLY_SITE_NONE && tallyM_put(h, s, p, n, site, &replaced)) {
-        s->current -= replaced;
+        sub_current(s, replaced);
         add_current(s, n);
         return;
     }
-    tallyM_ref ref; /* not recorded: a stale trace at p must go too */
-    if (tallyM_lookup(h, s, p, &ref)) {
-        s->current -= ref.size;
-        tallyM_drop(s, &ref);
-    }
+    forget(h, s, p); /* not recorded: a stale trace at p must go too */
     s->untraced++;
 }
 
@@ -74,6 +115,8 @@ static void on_alloc(void *arg, void *p, size_t n, const char *file, int line, c
 {
     tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
+    if (!sampled(s, n))
+        return;
     uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
     record(&rt->heap, s, (uintptr_t)p, n, site);
 }
@@ -85,6 +128,8 @@ static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, cons
 {
     tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
+    if (!sampled(s, n))
+        return; /* a block just handed out has no trace to drop */
     uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
     tallyM_pooltrace *r = tallyM_rec_of(&rt->heap, pool);
     if (r == NULL && site != TALLY_SITE_NONE)
@@ -95,7 +140,7 @@ static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, cons
     }
     tallyM_slot *slot = tallyM_slot_of(r, pool, (uintptr_t)p);
     if (slot->site != 0) { /* stale: see record() */
-        s->current -= slot->size;
+        sub_current(s, slot->size);
     } else {
         r->count++;
         s->ntraces++;
@@ -116,7 +161,7 @@ static void on_free_small(void *arg, tallyH_pool *pool, void *p)
     if (slot->site == 0)
         return;
     tallyM_state *s = &rt->trace;
-    s->current -= slot->size;
+    sub_current(s, slot->size);
     slot->site = 0;
     slot->size = 0;
     r->count--;
@@ -126,12 +171,7 @@ static void on_free_small(void *arg, tallyH_pool *pool, void *p)
 static void on_free(void *arg, void *p)
 {
     tally_rt *rt = rt_of_arg(arg);
-    tallyM_state *s = &rt->trace;
-    tallyM_ref ref;
-    if (tallyM_lookup(&rt->heap, s, (uintptr_t)p, &ref)) {
-        s->current -= ref.size;
-        tallyM_drop(s, &ref);
-    }
+    forget(&rt->heap, &rt->trace, (uintptr_t)p);
 }
 
 static void on_resize(void *arg, void *p, void *q, size_t n, const char *file, int line,
@@ -139,19 +179,27 @@ static void on_resize(void *arg, void *p, void *q, size_t n, const char *file, i
 {
     tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
+    if (!sampled(s, n)) {
+        forget(&rt->heap, s, (uintptr_t)p);
+        return;
+    }
     tallyM_ref ref;
-    bool traced = p == q ? tallyM_lookup_live(&rt->heap, s, (uintptr_t)p, &ref) /* in place */
-                         : tallyM_lookup(&rt->heap, s, (uintptr_t)p, &ref); /* p is gone */
+    bool traced = s->ntraces != 0 &&
+                  (p == q ? tallyM_lookup_live(&rt->heap, s, (uintptr_t)p, &ref) /* in place */
+                          : tallyM_lookup(&rt->heap, s, (uintptr_t)p, &ref)); /* p is gone */
     uint32_t site;
     if (file == NULL && caller == NULL) { /* tallyH_resize_nocopy: keeps its site */
-        if (!traced)
-            return;
-        site = ref.site;
+        if (traced)
+            site = ref.site;
+        else if (s->sample == 0)
+            return; /* not traced before tracing started: stays so */
+        else        /* sampled now, with no site to tell: "<unknown>" */
+            site = tallyM_site_of(&rt->heap, s, NULL, 0, NULL);
     } else {
         site = tallyM_site_of(&rt->heap, s, file, line, caller); /* ref stays valid */
     }
     if (traced) {
-        s->current -= ref.size;
+        sub_current(s, ref.size);
         if (p == q && site != TALLY_SITE_NONE) { /* in place: no table changes shape */
             tallyM_set(&ref, n, site);
             add_current(s, n);
@@ -190,18 +238,47 @@ tally_trace_unwind_fn tally_trace_get_unwinder(tally_rt *rt)
     return rt->trace.unwind;
 }
 
-int tally_trace_start(tally_rt *rt, int nframes)
+static bool start_args_valid(tally_rt *rt, int nframes, size_t mean, const char *fn)
+{
+    if (nframes < 1 || nframes > TALLY_TRACE_MAX_FRAMES) {
+        tallyB_error_set(&rt->heap.err, TALLY_EINVAL, "%s: nframes must be 1..%d, not %d", fn,
+                         TALLY_TRACE_MAX_FRAMES, nframes);
+        return false;
+    }
+    if (mean > TALLY_TRACE_MAX_SAMPLE) {
+        tallyB_error_set(&rt->heap.err, TALLY_EINVAL,
+                         "%s: the sampling mean must be 0..%zu bytes, not %zu", fn,
+                         (size_t)TALLY_TRACE_MAX_SAMPLE, mean);
+        return false;
+    }
+    return true;
+}
+
+/* Forgets every trace and site and restarts the figures (tracing goes on). */
+static void forget_all(tally_rt *rt)
 {
     tallyM_state *s = &rt->trace;
-    if (nframes < 1 || nframes > TALLY_TRACE_MAX_FRAMES) {
-        tallyB_error_set(&rt->heap.err, TALLY_EINVAL,
-                         "tally_trace_start: nframes must be 1..%d, not %d", TALLY_TRACE_MAX_FRAMES,
-                         nframes);
+    tallyH_set_tracer(&rt->heap, NULL); /* clears the pools' links to the records */
+    tallyH_set_tracer(&rt->heap, &s->hooks);
+    tallyM_table_free(&rt->heap, s);
+    tallyM_sites_free(&rt->heap, s);
+    s->current = s->peak = 0;
+    s->untraced = 0;
+}
+
+static int start(tally_rt *rt, int nframes, size_t mean, const char *fn)
+{
+    tallyM_state *s = &rt->trace;
+    if (!start_args_valid(rt, nframes, mean, fn))
         return -1;
-    }
     if (nframes > 1)
         warm_up(s->unwind);
+    if (s->tracing && s->sample != mean)
+        forget_all(rt); /* their weights belong to the old mean */
     s->limit = nframes;
+    s->sample = mean;
+    if (mean != 0)
+        tallyM_sample_draw(s);
     if (s->tracing)
         return 0;
     s->current = s->peak = 0;
@@ -213,14 +290,36 @@ int tally_trace_start(tally_rt *rt, int nframes)
     return 0;
 }
 
+int tally_trace_start(tally_rt *rt, int nframes)
+{
+    return start(rt, nframes, 0, "tally_trace_start");
+}
+
+int tally_trace_start_sampled(tally_rt *rt, int nframes, size_t mean_bytes)
+{
+    return start(rt, nframes, mean_bytes, "tally_trace_start_sampled");
+}
+
+size_t tally_trace_get_sampling(tally_rt *rt)
+{
+    return rt->trace.tracing ? (size_t)rt->trace.sample : 0;
+}
+
+void tally_trace_seed(tally_rt *rt, uint64_t seed)
+{
+    tallyM_state *s = &rt->trace;
+    tallyM_sample_seed(s, seed);
+    if (s->tracing && s->sample != 0)
+        tallyM_sample_draw(s);
+}
+
 void tally_trace_stop(tally_rt *rt)
 {
     tallyM_state *s = &rt->trace;
     if (!s->tracing)
         return;
     tallyH_set_tracer(&rt->heap, NULL);
-    tallyM_table_free(&rt->heap, s);
-    tallyM_sites_free(&rt->heap, s);
+    forget_all(rt);
     tallyM_init(rt);
 }
 
@@ -269,6 +368,7 @@ void tally_trace_get_stats(tally_rt *rt, tally_trace_stats *out)
     out->overhead = tally_trace_get_overhead(rt);
     out->untraced = s->untraced;
     out->nframes = tally_trace_get_traceback_limit(rt);
+    out->sample = tally_trace_get_sampling(rt);
 }
 
 int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace_site *site, size_t *size,

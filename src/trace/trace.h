@@ -20,7 +20,8 @@
  * Every table is a block of the runtime's heap from tallyH_malloc_quiet, which
  * runs no hook: the tracer never traces itself and never re-enters.  A table that
  * cannot grow costs a trace, never the user's allocation: the block is counted in
- * `untraced` instead.  Invariant: current == sum of the traced sizes.
+ * `untraced` instead.  Invariant: current == sum of the traced sizes, each weighed
+ * by tallyM_sample_bytes (the size itself when not sampling).
  */
 #ifndef TALLY_TRACE_INTERNAL_H
 #define TALLY_TRACE_INTERNAL_H
@@ -84,7 +85,11 @@ typedef struct tallyM_state {
                                      Kept across stop and start. */
     uint64_t sample;         /* sampling: mean bytes between recorded allocations;
                                 0 records every allocation */
-    size_t current;          /* bytes requested by traced live blocks */
+    uint64_t countdown;      /* sampling: bytes until the next recorded allocation */
+    uint64_t rng;            /* sampling: the generator's state (sample.c) */
+    bool seeded;             /* rng was seeded (tally_trace_seed, or at the first draw) */
+    size_t current;          /* bytes requested by traced live blocks, each weighed
+                                by tallyM_sample_bytes (exact when not sampling) */
     size_t peak;             /* high-water mark of current */
     unsigned long long untraced; /* blocks left untraced (tables could not grow) */
 
@@ -198,6 +203,19 @@ TALLY_INTERNAL void tallyM_sites_free(tallyH_heap *h, tallyM_state *s);
 
 /* The file name reported for an unknown file. */
 #define TALLY_TRACE_UNKNOWN "<unknown>"
+
+/* ---- sample.c: Poisson sampling by bytes ------------------------------------------ */
+/* Fixed-point unit of the estimated block counts (tallyM_sample_blocks). */
+#define TALLY_SAMPLE_UNIT 65536u
+/* Seeds s's generator. */
+TALLY_INTERNAL void tallyM_sample_seed(tallyM_state *s, uint64_t seed);
+/* Draws the next countdown (s->sample > 0); seeds from the clock if unseeded. */
+TALLY_INTERNAL void tallyM_sample_draw(tallyM_state *s);
+/* The bytes a recorded block of n bytes stands for under sampling mean `mean`
+ * (n itself when mean is 0 or n >= mean), rounded to whole bytes. */
+TALLY_INTERNAL size_t tallyM_sample_bytes(size_t n, uint64_t mean);
+/* The blocks it stands for, in units of 1/TALLY_SAMPLE_UNIT. */
+TALLY_INTERNAL uint64_t tallyM_sample_blocks(size_t n, uint64_t mean);
 
 /* ---- snapshot.c ------------------------------------------------------------------ */
 /* A snapshot: one heap block holding the header, the traces, the sites and
