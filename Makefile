@@ -60,7 +60,7 @@ help:
 	@echo 'make bench-gc   objects + collector vs CPython via bench/run_gc.py [BENCH_GC_ARGS=--quick]'
 	@echo 'make bench-types built-in types vs CPython via bench/run_types.py [BENCH_TYPES_ARGS=--reps 3]'
 	@echo 'make bench-preload  tally run vs heaptrack and massif via bench/preload/run.py [BENCH_PRELOAD_ARGS=--reps 3]'
-	@echo 'make bench-trace  cost of allocation tracing (untraced, 1 frame, 16 frames) [BENCH_TRACE_ARGS="40 7"]'
+	@echo 'make bench-trace  cost of allocation tracing (untraced, 1 frame, 16 frames, sampled) [BENCH_TRACE_ARGS="40 7"]'
 	@echo 'make install PREFIX=/usr/local   install headers, libraries, CMake + pkg-config files'
 	@echo 'make clean      remove every build*/ directory'
 

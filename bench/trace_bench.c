@@ -1,6 +1,8 @@
 /* trace_bench.c - the cost of allocation tracing (tally/trace.h) on a mixed
- * workload: the same work untraced, traced with one frame (file and line) and
- * traced with 16 frames (native stacks), in fresh runtimes, interleaved.
+ * workload: the same work untraced, traced with one frame (file and line),
+ * traced with 16 frames (native stacks) and sampled (one frame, one allocation
+ * in every 512 KiB on average, tally_trace_start_sampled), in fresh runtimes,
+ * interleaved.
  *
  * One round builds 2000 records and throws them away: each record is a dict of
  * three str keys (interned on first use) holding a str made by
@@ -10,10 +12,12 @@
  * a list until the round ends; the ring of nodes is left to the cycle collector.
  * That is about 10 allocations per record, of every kind the library makes.
  *
- * Usage: trace_bench [rounds] [reps] [only]   (defaults 40 and 7; `only` 0, 1 or 2
+ * Usage: trace_bench [rounds] [reps] [only]   (defaults 40 and 7; `only` 0..3
  * runs that mode alone, for a profiler).  Prints, per mode, the
  * median time of the reps, ns per allocation, the ratio to the untraced median,
- * the peak traced bytes and the tracer's overhead; the modes run in rotated order
+ * the peak traced bytes (estimated when sampled) and the tracer's overhead; the
+ * sampled mode uses a fixed seed, so its peak is the same in every run; the modes
+ * run in rotated order
  * within each repetition, so drift hits all alike.  Exit status 1 if a run failed.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -124,9 +128,12 @@ static int round_once(tally_rt *rt, unsigned long long *sink)
     return 0;
 }
 
+#define NMODES 4
+
 typedef struct mode {
     const char *name;
     int nframes; /* 0: not traced */
+    size_t sample; /* sampling mean in bytes, 0: every allocation */
     double ms[64];
     size_t peak, overhead;
     unsigned long long allocs;
@@ -159,8 +166,9 @@ static int run(mode *m, int rep, int rounds, unsigned long long *sink)
     tally_rt *rt = tally_open(NULL);
     if (rt == NULL)
         return fail("tally_open");
-    if (m->nframes && tally_trace_start(rt, m->nframes) != 0)
-        return fail("tally_trace_start");
+    tally_trace_seed(rt, 42);
+    if (m->nframes && tally_trace_start_sampled(rt, m->nframes, m->sample) != 0)
+        return fail("tally_trace_start_sampled");
     struct tally_heap_stats before, after;
     tally_heap_stats(rt, &before);
     double t0 = now_ms();
@@ -185,17 +193,19 @@ int main(int argc, char **argv)
     int rounds = argc > 1 ? atoi(argv[1]) : 40;
     int reps = argc > 2 ? atoi(argv[2]) : 7;
     int only = argc > 3 ? atoi(argv[3]) : -1;
-    if (rounds < 1 || reps < 1 || reps > 64 || only < -1 || only > 2) {
-        fprintf(stderr, "usage: trace_bench [rounds >= 1] [reps 1..64] [only 0..2]\n");
+    if (rounds < 1 || reps < 1 || reps > 64 || only < -1 || only >= NMODES) {
+        fprintf(stderr, "usage: trace_bench [rounds >= 1] [reps 1..64] [only 0..%d]\n", NMODES - 1);
         return 2;
     }
-    mode modes[3] = {{"untraced", 0, {0}, 0, 0, 0},
-                     {"traced, 1 frame", 1, {0}, 0, 0, 0},
-                     {"traced, 16 frames", 16, {0}, 0, 0, 0}};
+    mode modes[NMODES] = {{"untraced", 0, 0, {0}, 0, 0, 0},
+                          {"traced, 1 frame", 1, 0, {0}, 0, 0, 0},
+                          {"traced, 16 frames", 16, 0, {0}, 0, 0, 0},
+                          {"sampled, 512 KiB", 1, 512 * 1024, {0}, 0, 0, 0}};
     unsigned long long sink = 0;
     for (int rep = 0; rep < reps; rep++)
-        for (int k = 0; k < 3; k++)
-            if ((only < 0 || only == (rep + k) % 3) && run(&modes[(rep + k) % 3], rep, rounds, &sink) != 0)
+        for (int k = 0; k < NMODES; k++)
+            if ((only < 0 || only == (rep + k) % NMODES) &&
+                run(&modes[(rep + k) % NMODES], rep, rounds, &sink) != 0)
                 return 1;
     if (only >= 0)
         return 0;
@@ -204,7 +214,7 @@ int main(int argc, char **argv)
            rounds, RECORDS, modes[0].allocs, reps);
     printf("%-18s %10s %12s %8s %14s %14s\n", "mode", "ms", "ns/alloc", "ratio", "peak traced",
            "tracer bytes");
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NMODES; k++) {
         double ms = median(modes[k].ms, reps);
         printf("%-18s %10.1f %12.1f %7.2fx %14zu %14zu\n", modes[k].name, ms,
                ms * 1e6 / (double)modes[k].allocs, ms / base, modes[k].peak, modes[k].overhead);

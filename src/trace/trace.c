@@ -35,6 +35,16 @@
  * that size and of the mean, which is fixed while traces exist (a new mean
  * forgets them), so a free takes off exactly what the allocation added.
  *
+ * Most frees under sampling are of blocks without a trace, and looking in the
+ * trace table reads the cache of recent records and a record (cache misses, 9% of
+ * the sampled run of bench/trace_bench.c).  A filter rejects most of them with one
+ * load from a small array in the state: counters of traces per bucket, the bucket
+ * a hash of the block's pool number (p >> TALLY_POOL_SHIFT: the blocks of a pool
+ * share one), counted up when a trace is made and down when it goes.  A zero
+ * counter proves that p has no trace.  A counter that reaches UINT16_MAX stays
+ * there (it only stops filtering).  The filter is kept only while sampling (with
+ * every block traced it would reject nothing) and emptied with the traces.
+ *
  * Threads: the state is the runtime's, used by one thread at a time like the rest
  * of the runtime; nothing is global.  The unwinder (backtrace() unless the
  * program set another) is warmed up at start, once per start with nframes > 1
@@ -86,14 +96,46 @@ static inline bool sampled(tallyM_state *s, size_t n)
     return true;
 }
 
+static uint16_t *bucket(tallyM_state *s, uintptr_t p)
+{
+    uint64_t x = (uint64_t)(p >> TALLY_POOL_SHIFT) * 0x9E3779B97F4A7C15ull;
+    return &s->filter[x >> (64 - TALLY_TRACE_FILTER_BITS)];
+}
+
+/* False when p surely has no trace (see the top); true when it may. */
+static bool may_be_traced(tallyM_state *s, uintptr_t p)
+{
+    return s->ntraces != 0 && (s->sample == 0 || *bucket(s, p) != 0);
+}
+
+static void filter_add(tallyM_state *s, uintptr_t p)
+{
+    uint16_t *c = bucket(s, p);
+    if (s->sample != 0 && *c != UINT16_MAX)
+        ++*c;
+}
+
+static void filter_sub(tallyM_state *s, uintptr_t p)
+{
+    uint16_t *c = bucket(s, p);
+    if (s->sample != 0 && *c != UINT16_MAX)
+        --*c;
+}
+
+/* Removes the trace ref found for p. */
+static void drop(tallyM_state *s, uintptr_t p, const tallyM_ref *ref)
+{
+    sub_current(s, ref->size);
+    tallyM_drop(s, ref);
+    filter_sub(s, p);
+}
+
 /* Drops the trace of p, if it has one. */
 static void forget(tallyH_heap *h, tallyM_state *s, uintptr_t p)
 {
     tallyM_ref ref;
-    if (s->ntraces != 0 && tallyM_lookup(h, s, p, &ref)) {
-        sub_current(s, ref.size);
-        tallyM_drop(s, &ref);
-    }
+    if (may_be_traced(s, p) && tallyM_lookup(h, s, p, &ref))
+        drop(s, p, &ref);
 }
 
 /* Records block p of n bytes at site; counts it untraced if that fails.  Any
@@ -101,10 +143,12 @@ static void forget(tallyH_heap *h, tallyM_state *s, uintptr_t p)
  * figures must stay exact even so). */
 static void record(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t n, uint32_t site)
 {
-    size_t replaced = 0;
+    size_t replaced = 0, before = s->ntraces;
     if (site != TALLY_SITE_NONE && tallyM_put(h, s, p, n, site, &replaced)) {
         sub_current(s, replaced);
         add_current(s, n);
+        if (s->ntraces != before)
+            filter_add(s, p);
         return;
     }
     forget(h, s, p); /* not recorded: a stale trace at p must go too */
@@ -144,6 +188,7 @@ static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, cons
     } else {
         r->count++;
         s->ntraces++;
+        filter_add(s, (uintptr_t)p); /* for the paths that look p up by address */
     }
     slot->size = (uint32_t)n; /* a small block: below 4 GiB */
     slot->site = site + 1;
@@ -166,6 +211,7 @@ static void on_free_small(void *arg, tallyH_pool *pool, void *p)
     slot->size = 0;
     r->count--;
     s->ntraces--;
+    filter_sub(s, (uintptr_t)p);
 }
 
 static void on_free(void *arg, void *p)
@@ -184,7 +230,7 @@ static void on_resize(void *arg, void *p, void *q, size_t n, const char *file, i
         return;
     }
     tallyM_ref ref;
-    bool traced = s->ntraces != 0 &&
+    bool traced = may_be_traced(s, (uintptr_t)p) &&
                   (p == q ? tallyM_lookup_live(&rt->heap, s, (uintptr_t)p, &ref) /* in place */
                           : tallyM_lookup(&rt->heap, s, (uintptr_t)p, &ref)); /* p is gone */
     uint32_t site;
@@ -199,13 +245,13 @@ static void on_resize(void *arg, void *p, void *q, size_t n, const char *file, i
         site = tallyM_site_of(&rt->heap, s, file, line, caller); /* ref stays valid */
     }
     if (traced) {
-        sub_current(s, ref.size);
         if (p == q && site != TALLY_SITE_NONE) { /* in place: no table changes shape */
+            sub_current(s, ref.size);
             tallyM_set(&ref, n, site);
             add_current(s, n);
             return;
         }
-        tallyM_drop(s, &ref);
+        drop(s, (uintptr_t)p, &ref);
     }
     record(&rt->heap, s, (uintptr_t)q, n, site);
 }
@@ -264,6 +310,7 @@ static void forget_all(tally_rt *rt)
     tallyM_sites_free(&rt->heap, s);
     s->current = s->peak = 0;
     s->untraced = 0;
+    memset(s->filter, 0, sizeof s->filter);
 }
 
 static int start(tally_rt *rt, int nframes, size_t mean, const char *fn)

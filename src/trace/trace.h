@@ -76,6 +76,9 @@ typedef struct tallyM_poolref {
  * lines among them): the site cache holds them all. */
 #define TALLY_TRACE_RECENT 16
 #define TALLY_TRACE_RECENT_SITES 64
+/* Buckets of the filter of sampled traces (log2, and the count). */
+#define TALLY_TRACE_FILTER_BITS 10
+#define TALLY_TRACE_FILTER (1u << TALLY_TRACE_FILTER_BITS)
 
 typedef struct tallyM_state {
     tallyH_tracer hooks;     /* what the heap calls; arg is the runtime */
@@ -88,6 +91,8 @@ typedef struct tallyM_state {
     uint64_t countdown;      /* sampling: bytes until the next recorded allocation */
     uint64_t rng;            /* sampling: the generator's state (sample.c) */
     bool seeded;             /* rng was seeded (tally_trace_seed, or at the first draw) */
+    uint16_t filter[TALLY_TRACE_FILTER]; /* sampling: traces per bucket of pools (trace.c);
+                                            0 proves a block untraced; UINT16_MAX sticks */
     size_t current;          /* bytes requested by traced live blocks, each weighed
                                 by tallyM_sample_bytes (exact when not sampling) */
     size_t peak;             /* high-water mark of current */
