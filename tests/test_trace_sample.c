@@ -541,6 +541,7 @@ typedef struct fault_run {
     unsigned long total;   /* requests made by the ops (counting run) */
     unsigned long fired;   /* failures injected */
     int user_failures;     /* ops that returned failure */
+    unsigned long long untraced; /* blocks the tracer could not record */
 } fault_run;
 
 static void fill(void *p, size_t n, int tag)
@@ -619,6 +620,7 @@ static void fault_scenario(unsigned long nth, fault_run *out)
     /* the figures agree: statistics sum to current, traces to the snapshot */
     tally_trace_stats st;
     tally_trace_get_stats(rt, &st);
+    out->untraced = st.untraced;
     tally_trace_snapshot *snap = tally_trace_take_snapshot(rt);
     assert_non_null(snap);
     assert_int_equal(tally_trace_snapshot_count(snap, NULL), st.traces);
@@ -649,14 +651,19 @@ static void test_fault_at_every_point_while_sampling(void **state)
     assert_int_equal(ref.fired, 0);
     assert_int_equal(ref.user_failures, 0);
     assert_true(ref.total > FOPS);
-    unsigned long fired = 0;
+    assert_int_equal(ref.untraced, 0);
+    unsigned long fired = 0, lost_traces = 0;
     for (unsigned long nth = 1; nth <= ref.total + 2; nth++) {
         fault_run r;
         fault_scenario(nth, &r);
         fired += r.fired;
+        lost_traces += r.untraced != 0;
         assert_true(r.user_failures <= 1); /* one failure at most, and only if it was the op's */
+        assert_true(r.untraced <= 1);      /* a tracer's failure costs one trace, no more */
+        assert_true(r.user_failures + (r.untraced != 0) <= 1);
     }
     assert_true(fired >= ref.total);
+    assert_true(lost_traces > 0); /* the tracer's own requests were failed too */
 }
 
 int main(void)

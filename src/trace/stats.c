@@ -13,7 +13,8 @@
  * of n bytes adds tallyM_sample_bytes(n) to its group's size, the very figure it
  * added to the tracer's current, and tallyM_sample_blocks(n) to its count, which
  * is summed in fixed point (units of 1/TALLY_SAMPLE_UNIT block) and rounded once
- * per group, so that fractional weights do not each round up.  Every weight is at
+ * per site (before sites merge into groups), so that fractional weights do not
+ * each round up.  Every weight is at
  * least one block, so a group that has a trace has a count.
  *
  * Result arrays come from the snapshot's runtime's heap (tallyH_malloc_quiet: not
