@@ -22,6 +22,10 @@
  * is counted as untraced (tally_trace_stats.untraced).  Like the rest of a
  * runtime, the tracer is used by one thread at a time.
  *
+ * For production use, tally_trace_start_sampled records only a sample (about one
+ * allocation in every N bytes) and reports figures scaled to estimates of the
+ * whole: see its comment below for what is scaled and what stays exact.
+ *
  * Snapshots copy the traces at one moment; statistics group them by line, file
  * or whole traceback, sorted by size; compare gives what changed between two
  * snapshots; filters keep or drop traces by file pattern and line.  Arrays
