@@ -182,13 +182,16 @@ static void test_free_restores_exact_current(void **state)
         size_t before = cur(rt);
         void *b = tally_malloc(rt, n);
         assert_non_null(b);
+        /* A recorded block adds at least its n >= 1 bytes; an unrecorded one adds
+         * nothing (tally_trace_get_traceback is not asked about those: for a
+         * block without a trace it looks for an object header before it, which
+         * reads a neighbour's unwritten tail, and Valgrind says so). */
         size_t got = 0;
-        if (tally_trace_get_traceback(rt, b, NULL, &got, NULL) == 0) {
+        if (cur(rt) != before) {
             recorded++;
+            assert_int_equal(tally_trace_get_traceback(rt, b, NULL, &got, NULL), 0);
             assert_int_equal(got, n);
             assert_int_equal(cur(rt) - before, weight(n, R)); /* n / (1 - exp(-n/R)) */
-        } else {
-            assert_int_equal(cur(rt), before); /* not recorded: nothing counted */
         }
         if (rng_below(&rng, 2)) { /* freed at once: back to the exact prior value */
             tally_free(rt, b);
