@@ -304,13 +304,14 @@ static bool start_args_valid(tally_rt *rt, int nframes, size_t mean, const char 
 static void forget_all(tally_rt *rt)
 {
     tallyM_state *s = &rt->trace;
+    const tallyH_tracer *installed = rt->heap.tracer;
     tallyH_set_tracer(&rt->heap, NULL); /* clears the pools' links to the records */
-    tallyH_set_tracer(&rt->heap, &s->hooks);
     tallyM_table_free(&rt->heap, s);
     tallyM_sites_free(&rt->heap, s);
     s->current = s->peak = 0;
     s->untraced = 0;
     memset(s->filter, 0, sizeof s->filter);
+    tallyH_set_tracer(&rt->heap, installed);
 }
 
 static int start(tally_rt *rt, int nframes, size_t mean, const char *fn)
