@@ -993,6 +993,16 @@ static void test_is_object(void **state)
         node *dc = mk(rt, &NODE_NOFIN, -1);
         tally_decref(dc);
         assert_false(tally_is_object(rt, dc));
+        /* The block just after a small raw block: the 8 bytes before it are that
+         * block's unwritten tail, never read as a header (Valgrind would say). */
+        void *first = tally_malloc(rt, 8);
+        void *next = tally_malloc(rt, 8);
+        assert_non_null(first);
+        assert_non_null(next);
+        assert_false(tally_is_object(rt, next));
+        assert_false(tally_is_object(rt, (char *)first + 16));
+        tally_free(rt, first);
+        tally_free(rt, next);
         assert_int_equal(rec.count, 0); /* asking is not misuse */
         tally_free(rt, raw);
         tally_decref(p);
