@@ -672,6 +672,32 @@ static void test_big_growth_without_copies(void **state)
     tally_decref(a);
 }
 
+/* From a quarter arena on, a list's array is copied at most once more as it grows
+ * (into a huge block, which then moves its pages): not once into a fresh arena
+ * and again at the step from large to huge.  Under Valgrind the heap copies. */
+static void test_list_growth_one_copy_past_quarter_arena(void **state)
+{
+    tally_rt *rt = *state;
+    const size_t arena = test_pool_size() * 64, quarter = arena / 4 / sizeof(void *);
+    void *l = tally_list(rt, 0), *one = tally_int(rt, 1);
+    assert_non_null(l);
+    struct tally_heap_stats st;
+    unsigned long long allocs = 0;
+    for (size_t i = 0; i < 3 * arena / sizeof(void *); i++) {
+        if (i == quarter) {
+            assert_int_equal(tally_heap_stats(rt, &st), 0);
+            allocs = st.allocs;
+        }
+        assert_int_equal(tally_list_append(l, one), 0);
+    }
+    assert_int_equal(tally_heap_stats(rt, &st), 0);
+    if (!test_on_valgrind())
+        assert_true(st.allocs <= allocs + 1);
+    assert_int_equal(tally_list_size(l), 3 * arena / sizeof(void *));
+    assert_ptr_equal(tally_list_get(l, -1), one);
+    tally_decref(l);
+}
+
 static void test_list_slice(void **state)
 {
     tally_rt *rt = *state;
@@ -1398,6 +1424,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_insert_delete_pop, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_growth_and_sizeof, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_big_growth_without_copies, setup_rt, teardown_rt),
+        cmocka_unit_test_setup_teardown(test_list_growth_one_copy_past_quarter_arena, setup_rt,
+                                        teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_slice, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_extend, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_reverse_eq_hash, setup_rt, teardown_rt),

@@ -80,6 +80,21 @@ static size_t grown_capacity(const list *l, size_t need)
     return cap;
 }
 
+/* The capacity to allocate when the array must move by a copy.  An array of a
+ * quarter arena or more that has to be copied anyway goes straight to a huge
+ * block (its own mapping) when the heap can remap those: later growth then moves
+ * pages instead of copying again into a fresh arena (and again at the step from
+ * large to huge), and the tail not yet used costs address space only, since
+ * its pages are touched first when items are stored there. */
+static size_t copied_capacity(const list *l, size_t cap)
+{
+    const size_t huge_items = TALLY_ARENA_SIZE / sizeof(void *);
+    if (cap < huge_items && cap >= huge_items / 4 &&
+        tallyH_can_remap((const tallyH_heap *)(const void *)rt_of(l)))
+        cap = huge_items;
+    return cap;
+}
+
 static int too_many(const list *l, const char *what)
 {
     tallyB_error_set(err_of(l), TALLY_EOVERFLOW, "%s: a list of more than %zu items", what,
@@ -120,6 +135,7 @@ static int list_reserve(list *l, size_t extra, const char *what)
             return 0;
         void **old = l->items;
         size_t size = l->size;
+        cap = copied_capacity(l, cap);
         void **a = tally_malloc(rt_of(l), cap * sizeof *a);
         if (a == NULL)
             return -1;
@@ -369,7 +385,8 @@ int tally_list_set(void *l, ptrdiff_t i, void *o)
     return 0;
 }
 
-static int append_slow(void *l, void *o)
+/* Out of line, so that the fast path below needs no stack frame of its own. */
+static TALLY_NOINLINE int append_slow(void *l, void *o)
 {
     list *lp = as_list(l, "tally_list_append");
     if (lp == NULL)
@@ -383,13 +400,26 @@ static int append_slow(void *l, void *o)
     return 0;
 }
 
+/* tally_incref without its out-of-line half, which needs a stack frame: false,
+ * with nothing written, when that half would run (o misused, or its count at the
+ * limit), so that the caller takes its slow path instead. */
+TALLY_INLINE bool incref_inline(void *o)
+{
+    tally_head *h = TALLY_HEAD(o);
+    uint32_t rc = h->rc;
+    if (__builtin_expect(rc - 1u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) {
+        h->rc = rc + 1u;
+        return true;
+    }
+    return rc == TALLY_RC_IMMORTAL;
+}
+
 int tally_list_append(void *l, void *o)
 {
-    /* The common case in a few instructions: a list with room. */
+    /* The common case in a few instructions and no stack frame: a list with room. */
     if (l != NULL && o != NULL && tallyT_is_bt(l, TALLY_BT_LIST)) {
         list *lp = l;
-        if (lp->size < lp->cap) {
-            tally_incref(o);
+        if (lp->size < lp->cap && incref_inline(o)) {
             lp->items[lp->size++] = o;
             return 0;
         }
