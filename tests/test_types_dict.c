@@ -435,6 +435,59 @@ static void test_dict_str_keys(void **state)
     assert_settled(rt, base);
 }
 
+/* tally_dict_get with str keys in a str-keyed dict, at each index slot width (1,
+ * 2 and 4 bytes): the very key objects, other objects with the same text, keys
+ * deleted (dummies in the probe sequences) and absent keys, which leave no error. */
+static void check_str_gets(tally_rt *rt, void *d, void **keys, long n)
+{
+    for (long i = 0; i < n; i++) {
+        void *same = tally_dict_get(d, keys[i]);
+        void *other = mkstr(rt, tally_str_data(keys[i])); /* equal text, another object */
+        void *got = tally_dict_get(d, other);
+        if (i % 3 == 0) {
+            assert_null(same);
+            assert_null(got);
+            assert_int_equal(tally_last_error(rt), TALLY_OK);
+        } else {
+            assert_int_equal(tally_int_value(same), i);
+            assert_ptr_equal(got, same);
+        }
+        tally_decref(other);
+    }
+    void *absent = mkstr(rt, "no such key");
+    tally_set_error(rt, TALLY_EINVAL, "stale");
+    assert_null(tally_dict_get(d, absent));
+    assert_int_equal(tally_last_error(rt), TALLY_OK);
+    tally_decref(absent);
+}
+
+static void test_dict_get_str_keys(void **state)
+{
+    tally_rt *rt = *state;
+    size_t base = dict_baseline(rt);
+    enum { N = 70000 }; /* past 2^16 slots: 4-byte slots */
+    static void *keys[N];
+    void *d = tally_dict(rt);
+    static const long stops[] = {40, 2000, N}; /* 1-, 2- and 4-byte index slots */
+    long done = 0;
+    for (size_t s = 0; s < sizeof stops / sizeof *stops; s++) {
+        for (; done < stops[s]; done++) {
+            keys[done] = tally_str_format(rt, "key-%ld", done);
+            assert_non_null(keys[done]);
+            void *v = mkint(rt, done);
+            assert_int_equal(tally_dict_set(d, keys[done], v), 0);
+            tally_decref(v);
+            if (done % 3 == 0)
+                assert_int_equal(tally_dict_delete(d, keys[done]), 1);
+        }
+        check_str_gets(rt, d, keys, done);
+    }
+    for (long i = 0; i < N; i++)
+        tally_decref(keys[i]);
+    tally_decref(d);
+    assert_settled(rt, base);
+}
+
 /* A dict keyed only by strs stores two-word entries (the hash is the str's); the
  * first non-str key converts it to three-word entries, keeping every entry and
  * the order; a set stores two-word entries too. */
@@ -1359,6 +1412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dict_many_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_str_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_layouts, setup_rt, teardown_rt),
+        cmocka_unit_test_setup_teardown(test_dict_get_str_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_hash_tags, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_equal_keys, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_dict_unhashable, setup_rt, teardown_rt),

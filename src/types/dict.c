@@ -434,6 +434,62 @@ TALLY_INLINE tallyT_word *find_str(const tallyT_table *t, const void *key, uint6
     }
 }
 
+/* Slot i of an index of `width`-byte slots (a constant wherever this is inlined). */
+TALLY_INLINE int64_t ix_load(const uint8_t *index, size_t width, size_t i)
+{
+    switch (width) {
+    case 1:
+        return ((const int8_t *)index)[i];
+    case 2:
+        return ((const int16_t *)(const void *)index)[i];
+    case 4:
+        return ((const int32_t *)(const void *)index)[i];
+    default:
+        return ((const int64_t *)(const void *)index)[i];
+    }
+}
+
+/* find_str for a lookup whose key is the very str object stored (the common case:
+ * keys reused or interned), for one slot width, so that the width and the tag are
+ * worked out once and the probe calls nothing (no stack frame, few instructions:
+ * more lookups in flight while their cache misses are served).  The entry, or
+ * NULL; *sure is false when another key with the same tag was met first, which
+ * only find_str can decide (it compares text). */
+TALLY_INLINE const tallyT_word *find_same_w(const tallyT_table *t, const void *key,
+                                           uint64_t hash, size_t width, bool *sure)
+{
+    const unsigned log2 = t->log2, bits = 8 * (unsigned)width - 1 - log2;
+    const uint64_t tag = (hash >> 32) & (bits >= 32 ? 0xFFFFFFFFu : ((uint64_t)1 << bits) - 1);
+    const uint64_t low = ((uint64_t)1 << log2) - 1, want = tag << log2;
+    for (probe p = probe_start(log2, hash);; probe_next(&p)) {
+        int64_t v = ix_load(t->index, width, p.i);
+        if (v == IX_EMPTY)
+            break;
+        if (v < 0 || ((uint64_t)v & ~low) != want) /* a dummy, or another tag */
+            continue;
+        const tallyT_word *e = t->entries + 2 * ((uint64_t)v & low);
+        if (e[0].p == key)
+            return e;
+        *sure = false;
+        return NULL;
+    }
+    return NULL;
+}
+
+/* find_same_w for the width of t's index (which must exist). */
+TALLY_INLINE const tallyT_word *find_same(const tallyT_table *t, const void *key, uint64_t hash,
+                                         bool *sure)
+{
+    *sure = true;
+    if (t->log2 <= 7)
+        return find_same_w(t, key, hash, 1, sure);
+    if (t->log2 <= 15)
+        return find_same_w(t, key, hash, 2, sure);
+    if (t->log2 <= 31)
+        return find_same_w(t, key, hash, 4, sure);
+    return find_same_w(t, key, hash, 8, sure);
+}
+
 int tallyT_table_lookup(void *owner, void *key, uint64_t hash, void **value)
 {
     tallyT_table *t = table_of(owner);
@@ -918,23 +974,42 @@ int tally_dict_lookup(const void *d, void *key, void **value)
     return tallyT_table_lookup(dp, key, hash, value);
 }
 
-void *tally_dict_get(const void *d, void *key)
+/* tally_dict_get's answer for an absent key: NULL with no error. */
+static TALLY_NOINLINE void *get_absent(const void *d)
 {
-    /* The common case first: a str key in a dict keyed by strs. */
-    if (d != NULL && key != NULL && tallyT_is_bt(d, TALLY_BT_DICT) && tallyT_is_str(key) &&
-        table_of(d)->layout == TALLYT_LAYOUT_STR) {
-        size_t slot;
-        const tallyT_word *e = find_str(table_of(d), key, tallyT_str_hash_of(key), &slot);
-        if (e != NULL)
-            return e[1].p;
-        tally_clear_error(rt_of(d)); /* absent: NULL with no error */
-        return NULL;
-    }
+    tally_clear_error(rt_of(d));
+    return NULL;
+}
+
+/* tally_dict_get of a str key when find_same could not decide. */
+static TALLY_NOINLINE void *get_str(const void *d, void *key)
+{
+    size_t slot;
+    const tallyT_word *e = find_str(table_of(d), key, tallyT_str_hash_of(key), &slot);
+    return e != NULL ? e[1].p : get_absent(d);
+}
+
+/* tally_dict_get in general: any key, any table (or no dict at all). */
+static TALLY_NOINLINE void *get_any(const void *d, void *key)
+{
     void *value;
     int r = tally_dict_lookup(d, key, &value);
-    if (r == 0)
-        tally_clear_error(rt_of(d)); /* absent: NULL with no error */
-    return value;
+    return r == 0 ? get_absent(d) : value;
+}
+
+void *tally_dict_get(const void *d, void *key)
+{
+    /* The common case first: a str key in a dict keyed by strs (so the layout says
+     * that the index exists), found as the very object stored. */
+    if (d != NULL && key != NULL && tallyT_is_bt(d, TALLY_BT_DICT) && tallyT_is_str(key) &&
+        table_of(d)->layout == TALLYT_LAYOUT_STR) {
+        bool sure;
+        const tallyT_word *e = find_same(table_of(d), key, tallyT_str_hash_of(key), &sure);
+        if (e != NULL)
+            return e[1].p;
+        return sure ? get_absent(d) : get_str(d, key);
+    }
+    return get_any(d, key);
 }
 
 /* The entry whose key is a str of exactly these bytes, or NULL: a probe with the
