@@ -669,6 +669,23 @@ static void test_str_intern(void **state)
         assert_ptr_equal(tally_str_intern_c(rt, text), s1);
         free(text);
     }
+    /* A str made by intern_c is whole: lengths, text and hash as tally_str's. */
+    void *ic = tally_str_intern_c(rt, "h\xc3\xa9llo, interned");
+    void *plain = tally_str(rt, "h\xc3\xa9llo, interned");
+    assert_non_null(ic);
+    assert_non_null(plain);
+    assert_ptr_not_equal(ic, plain);
+    assert_int_equal(tally_str_bytes(ic), tally_str_bytes(plain));
+    assert_int_equal(tally_str_len(ic), 15);
+    assert_string_equal(tally_str_data(ic), tally_str_data(plain));
+    uint64_t h1, h2;
+    assert_int_equal(tally_hash(ic, &h1), 0);
+    assert_int_equal(tally_hash(plain, &h2), 0);
+    assert_true(h1 == h2);
+    assert_true(tally_eq(ic, plain) == 1);
+    assert_ptr_equal(tally_str_intern(plain), ic);
+    tally_decref(plain);
+
     /* Errors. */
     void *i = tally_int(rt, 1000);
     tally_clear_error(rt);

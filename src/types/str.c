@@ -549,9 +549,15 @@ void *tally_str_intern(void *s)
     uint64_t *slot = intern_slot(rt, x->hash, x->data, x->nbytes);
     if (slot != NULL && *slot != 0)
         return intern_str(rt, *slot); /* immortal: the new reference costs nothing */
-    if (!intern_reserve(rt))
-        return NULL; /* s untouched, still mortal */
-    slot = intern_slot(rt, x->hash, x->data, x->nbytes); /* the table may have moved */
+    if (slot == NULL || (rt->types.interned_used + 1) * 2 > rt->types.interned_cap) {
+        if (!intern_reserve(rt))
+            return NULL; /* s untouched, still mortal */
+        /* The table moved, and user code run by its allocation (a collection's
+         * finalizers) may even have interned this text meanwhile. */
+        slot = intern_slot(rt, x->hash, x->data, x->nbytes);
+        if (*slot != 0)
+            return intern_str(rt, *slot);
+    }
     tally_immortalize(s);
     *slot = intern_word(x);
     rt->types.interned_used++;
@@ -562,14 +568,25 @@ void *tally_str_intern_c(tally_rt *rt, const char *utf8)
 {
     if (utf8 == NULL)
         return tally_str(rt, NULL); /* the error */
-    /* Looked up by its bytes first: interning known text allocates nothing. */
-    size_t nbytes = strlen(utf8);
-    uint64_t *slot = intern_slot(rt, hash_bytes(utf8, nbytes), utf8, nbytes);
+    /* Looked up by its bytes first: interning known text allocates nothing.  The
+     * slot where the probe starts is fetched while the text is validated (which
+     * new text needs, and which is cheap): in a big table it is a cache miss. */
+    size_t nbytes = strlen(utf8), nchars;
+    uint64_t hash = hash_bytes(utf8, nbytes);
+    const tallyT_state *st = &rt->types;
+    if (st->interned_cap != 0)
+        __builtin_prefetch(&st->interned[(size_t)hash & (st->interned_cap - 1)]);
+    if (!size_ok(rt, nbytes) || !utf8_scan(rt, utf8, nbytes, &nchars))
+        return NULL; /* no str has this text: nothing to find */
+    uint64_t *slot = intern_slot(rt, hash, utf8, nbytes);
     if (slot != NULL && *slot != 0)
         return intern_str(rt, *slot);
-    void *s = tally_str_n(rt, utf8, nbytes);
+    str_obj *s = str_alloc(rt, nbytes);
     if (s == NULL)
         return NULL;
+    memcpy(s->data, utf8, nbytes);
+    s->nchars = nchars;
+    s->hash = hash; /* what str_seal would compute again */
     void *t = tally_str_intern(s);
     tally_decref(s); /* a no-op when s became the interned str; frees it on failure */
     return t;
