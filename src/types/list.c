@@ -400,26 +400,12 @@ static TALLY_NOINLINE int append_slow(void *l, void *o)
     return 0;
 }
 
-/* tally_incref without its out-of-line half, which needs a stack frame: false,
- * with nothing written, when that half would run (o misused, or its count at the
- * limit), so that the caller takes its slow path instead. */
-TALLY_INLINE bool incref_inline(void *o)
-{
-    tally_head *h = TALLY_HEAD(o);
-    uint32_t rc = h->rc;
-    if (__builtin_expect(rc - 1u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) {
-        h->rc = rc + 1u;
-        return true;
-    }
-    return rc == TALLY_RC_IMMORTAL;
-}
-
 int tally_list_append(void *l, void *o)
 {
     /* The common case in a few instructions and no stack frame: a list with room. */
     if (l != NULL && o != NULL && tallyT_is_bt(l, TALLY_BT_LIST)) {
         list *lp = l;
-        if (lp->size < lp->cap && incref_inline(o)) {
+        if (lp->size < lp->cap && tallyT_incref_quick(o)) {
             lp->items[lp->size++] = o;
             return 0;
         }

@@ -18,16 +18,34 @@ typedef struct tallyT_list_iter {
     size_t index;     /* next item to hand out; checked against the size every time */
 } tallyT_list_iter;
 
+/* tally_incref without its out-of-line half, whose call would give the fast paths
+ * using this a stack frame: false, with nothing written, when that half would run
+ * (o misused, or its count at the limit); the caller then takes its slow path,
+ * which increfs properly. */
+TALLY_INLINE bool tallyT_incref_quick(void *o)
+{
+    tally_head *h = TALLY_HEAD(o);
+    uint32_t rc = h->rc;
+    if (__builtin_expect(rc - 1u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) {
+        h->rc = rc + 1u;
+        return true;
+    }
+    return rc == TALLY_RC_IMMORTAL;
+}
+
 /* The next item of a list iterator as a new reference, or NULL when the fast
- * path does not apply (the end: the iterator's own next ends it properly). */
+ * path does not apply (the end: the iterator's own next ends it properly; or an
+ * item tallyT_incref_quick declines), with the iterator unchanged. */
 TALLY_INLINE void *tallyT_list_iter_fast(void *self)
 {
     tallyT_list_iter *it = self;
     tallyT_list *l = it->seq;
     if (l == NULL || it->index >= l->size)
         return NULL;
-    void *item = l->items[it->index++];
-    tally_incref(item);
+    void *item = l->items[it->index];
+    if (!tallyT_incref_quick(item))
+        return NULL;
+    it->index++;
     return item;
 }
 

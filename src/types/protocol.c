@@ -246,18 +246,25 @@ int tally_iter_next(void *it, void **out)
     return ops->next(it, out);
 }
 
-void *tally_next(void *it)
+/* tally_next through the iterator's type. */
+static TALLY_NOINLINE void *next_slow(void *it)
 {
-    if (it != NULL && tallyT_is_bt(it, TALLY_BT_LIST_ITER)) { /* the commonest loop */
-        void *x = tallyT_list_iter_fast(it);
-        if (x != NULL)
-            return x;
-    }
     void *item;
     int r = tally_iter_next(it, &item);
     if (r == 0)
         tally_clear_error(tally_runtime_of(it)); /* the end: no error */
     return r == 1 ? item : NULL;
+}
+
+void *tally_next(void *it)
+{
+    /* The commonest loop, over a list, inline and without a stack frame. */
+    if (it != NULL && tallyT_is_bt(it, TALLY_BT_LIST_ITER)) {
+        void *x = tallyT_list_iter_fast(it);
+        if (x != NULL)
+            return x;
+    }
+    return next_slow(it);
 }
 
 /* ---- sizes ----------------------------------------------------------------------- */
