@@ -672,6 +672,39 @@ static void test_big_growth_without_copies(void **state)
     tally_decref(a);
 }
 
+/* The inline paths of append and of tally_next over a list leave the counts they
+ * cannot simply add one to (a count at its limit, an immortal count other than the
+ * usual one) to tally_incref: a saturated item becomes immortal, as everywhere. */
+static void test_list_append_iter_count_limits(void **state)
+{
+    tally_rt *rt = *state;
+    void *l = tally_list(rt, 4), *sat = tally_int(rt, 123456789), *odd = tally_int(rt, 987654321);
+    assert_non_null(l);
+    assert_non_null(sat);
+    assert_non_null(odd);
+    TALLY_HEAD(sat)->rc = TALLY_RC_IMMORTAL_MIN - 1;  /* the largest mortal count */
+    TALLY_HEAD(odd)->rc = TALLY_RC_IMMORTAL_MIN + 5u; /* immortal, not the usual count */
+    assert_int_equal(tally_list_append(l, sat), 0);
+    assert_true(tally_is_immortal(sat));
+    assert_int_equal(tally_list_append(l, odd), 0);
+    assert_int_equal(TALLY_HEAD(odd)->rc, TALLY_RC_IMMORTAL_MIN + 5u); /* nothing written */
+    void *mortal = tally_int(rt, 555555555);
+    assert_non_null(mortal);
+    TALLY_HEAD(mortal)->rc = TALLY_RC_IMMORTAL_MIN - 2; /* one below the limit */
+    assert_int_equal(tally_list_append(l, mortal), 0);  /* now at the limit */
+    assert_false(tally_is_immortal(mortal));
+    void *it = tally_iter(l);
+    assert_non_null(it);
+    assert_ptr_equal(tally_next(it), sat);
+    assert_ptr_equal(tally_next(it), odd);
+    assert_ptr_equal(tally_next(it), mortal); /* the limit: tally_incref saturates it */
+    assert_true(tally_is_immortal(mortal));
+    assert_null(tally_next(it));
+    assert_int_equal(tally_last_error(rt), TALLY_OK);
+    tally_decref(it);
+    tally_decref(l);
+}
+
 /* From a quarter arena on, a list's array is copied at most once more as it grows
  * (into a huge block, which then moves its pages): not once into a fresh arena
  * and again at the step from large to huge.  Under Valgrind the heap copies. */
@@ -1424,6 +1457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_insert_delete_pop, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_growth_and_sizeof, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_big_growth_without_copies, setup_rt, teardown_rt),
+        cmocka_unit_test_setup_teardown(test_list_append_iter_count_limits, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_growth_one_copy_past_quarter_arena, setup_rt,
                                         teardown_rt),
         cmocka_unit_test_setup_teardown(test_list_slice, setup_rt, teardown_rt),
