@@ -33,20 +33,16 @@ TALLY_INLINE bool tallyT_incref_quick(void *o)
     return rc == TALLY_RC_IMMORTAL;
 }
 
-/* The next item of a list iterator as a new reference, or NULL when the fast
- * path does not apply (the end: the iterator's own next ends it properly; or an
- * item tallyT_incref_quick declines), with the iterator unchanged. */
-TALLY_INLINE void *tallyT_list_iter_fast(void *self)
+/* The next item of a list iterator, borrowed, with the iterator advanced past it;
+ * NULL when the fast path does not apply (the end: the iterator's own next ends
+ * it properly), with the iterator unchanged.  The caller takes the reference. */
+TALLY_INLINE void *tallyT_list_iter_take(void *self)
 {
     tallyT_list_iter *it = self;
     tallyT_list *l = it->seq;
     if (l == NULL || it->index >= l->size)
         return NULL;
-    void *item = l->items[it->index];
-    if (!tallyT_incref_quick(item))
-        return NULL;
-    it->index++;
-    return item;
+    return l->items[it->index++];
 }
 
 #endif /* TALLY_TYPES_LIST_H */

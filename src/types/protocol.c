@@ -256,13 +256,20 @@ static TALLY_NOINLINE void *next_slow(void *it)
     return r == 1 ? item : NULL;
 }
 
+/* x with a new reference taken by tally_incref's out-of-line half. */
+static TALLY_NOINLINE void *incref_slow(void *x)
+{
+    tally_incref(x);
+    return x;
+}
+
 void *tally_next(void *it)
 {
     /* The commonest loop, over a list, inline and without a stack frame. */
     if (it != NULL && tallyT_is_bt(it, TALLY_BT_LIST_ITER)) {
-        void *x = tallyT_list_iter_fast(it);
+        void *x = tallyT_list_iter_take(it);
         if (x != NULL)
-            return x;
+            return tallyT_incref_quick(x) ? x : incref_slow(x);
     }
     return next_slow(it);
 }
