@@ -268,6 +268,20 @@ static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero, con
     return b;
 }
 
+/* A small block while tracing is the only reason for the slow path: taken the
+ * fast way, then reported with its pool (live: it holds the block).  Out of
+ * line, and small, so that it needs no more than the fast path's registers. */
+static TALLY_NOINLINE void *malloc_traced_small(tallyH_heap *h, size_t n, const char *file,
+                                                int line, const void *caller)
+{
+    tallyH_pool *p = h->classes[(n - 1) >> 4].avail;
+    if (p == NULL)
+        return malloc_slow(h, n, false, file, line, caller);
+    void *b = take_small(h, p);
+    h->tracer->alloc_small(h->tracer->arg, p, b, n, file, line, caller);
+    return b;
+}
+
 /* The fast path, a block from the head pool of its class, else the slow path.
  * Shared by the plain and the _at functions: the site arguments are only passed
  * on to the slow path, so the fast path is the same code in both (a leaf that
@@ -280,6 +294,8 @@ TALLY_INLINE void *malloc_at(tallyH_heap *h, size_t n, const char *file, int lin
         tallyH_pool *p = h->classes[m >> 4].avail;
         if (TALLY_LIKELY(p != NULL))
             return take_small(h, p);
+    } else if (m < TALLY_SMALL_MAX && h->slow == TALLY_SLOW_TRACE) {
+        return malloc_traced_small(h, n, file, line, caller);
     }
     return malloc_slow(h, n, false, file, line, caller);
 }
@@ -530,11 +546,26 @@ static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
         h->tracer->free(h->tracer->arg, ptr);
 }
 
+/* A release while tracing is the only reason for the slow path: a small block is
+ * given back the fast way, reported first (free_small), and anything else goes
+ * the general way. */
+static TALLY_NOINLINE void free_traced(tallyH_heap *h, void *ptr)
+{
+    if (ptr != NULL && free_small(h, ptr, true))
+        return;
+    free_slow(h, ptr);
+}
+
 void tally_free(tally_rt *rt, void *ptr)
 {
     tallyH_heap *h = heap_of(rt);
-    if (TALLY_LIKELY(!h->slow) && TALLY_LIKELY(free_small(h, ptr, false)))
+    if (TALLY_LIKELY(!h->slow)) {
+        if (TALLY_LIKELY(free_small(h, ptr, false)))
+            return;
+    } else if (h->slow == TALLY_SLOW_TRACE) {
+        free_traced(h, ptr);
         return;
+    }
     free_slow(h, ptr);
 }
 

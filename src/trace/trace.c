@@ -110,15 +110,19 @@ static bool may_be_traced(tallyM_state *s, uintptr_t p)
 
 static void filter_add(tallyM_state *s, uintptr_t p)
 {
+    if (s->sample == 0) /* not kept: no hash */
+        return;
     uint16_t *c = bucket(s, p);
-    if (s->sample != 0 && *c != UINT16_MAX)
+    if (*c != UINT16_MAX)
         ++*c;
 }
 
 static void filter_sub(tallyM_state *s, uintptr_t p)
 {
+    if (s->sample == 0)
+        return;
     uint16_t *c = bucket(s, p);
-    if (s->sample != 0 && *c != UINT16_MAX)
+    if (*c != UINT16_MAX)
         --*c;
 }
 
@@ -166,11 +170,11 @@ static void on_alloc(void *arg, void *p, size_t n, const char *file, int line, c
 }
 
 /* alloc for a small block whose pool the heap hands over live: the slot is
- * found from the pool's link to its record, without a search. */
-static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, const char *file,
-                           int line, const void *caller)
+ * found from the pool's link to its record, without a search.  The general
+ * case; on_alloc_small below takes the common one. */
+static TALLY_NOINLINE void alloc_small_general(tally_rt *rt, tallyH_pool *pool, void *p, size_t n,
+                                               const char *file, int line, const void *caller)
 {
-    tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
     if (!sampled(s, n))
         return; /* a block just handed out has no trace to drop */
@@ -195,6 +199,42 @@ static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, cons
     add_current(s, n);
 }
 
+/* The common case of a small allocation: every block traced (no sampling), one
+ * frame, a site in the cache, the pool linked to its record and the slot free.
+ * It makes no call, so it needs no stack frame; anything else goes to
+ * alloc_small_general. */
+static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, const char *file,
+                           int line, const void *caller)
+{
+    tally_rt *rt = rt_of_arg(arg);
+    tallyM_state *s = &rt->trace;
+    uint32_t site = 0; /* id + 1, as slots keep it */
+    if (s->sample == 0 && s->limit <= 1 && pool->aux != 0) {
+        unsigned k = tallyM_recent_set(file, line);
+        if (s->recent[k].file == file && s->recent[k].line == line)
+            site = s->recent[k].id;
+        else if (s->recent[k | 1].file == file && s->recent[k | 1].line == line)
+            site = s->recent[k | 1].id;
+    }
+    if (site == 0) {
+        alloc_small_general(rt, pool, p, n, file, line, caller);
+        return;
+    }
+    tallyM_pooltrace *r = tallyM_rec_of(&rt->heap, pool);
+    tallyM_slot *slot = tallyM_slot_of(r, pool, (uintptr_t)p);
+    if (slot->site != 0) { /* stale: see record() */
+        alloc_small_general(rt, pool, p, n, file, line, caller);
+        return;
+    }
+    r->count++;
+    s->ntraces++;
+    slot->size = (uint32_t)n; /* a small block: below 4 GiB */
+    slot->site = site;
+    s->current += n; /* not sampling: a trace weighs its size */
+    if (s->current > s->peak)
+        s->peak = s->current;
+}
+
 /* free for a small block, called before the heap gives it back. */
 static void on_free_small(void *arg, tallyH_pool *pool, void *p)
 {
@@ -206,12 +246,16 @@ static void on_free_small(void *arg, tallyH_pool *pool, void *p)
     if (slot->site == 0)
         return;
     tallyM_state *s = &rt->trace;
-    sub_current(s, slot->size);
+    if (s->sample != 0) {
+        sub_current(s, slot->size);
+        filter_sub(s, (uintptr_t)p);
+    } else {
+        s->current -= slot->size;
+    }
     slot->site = 0;
     slot->size = 0;
     r->count--;
     s->ntraces--;
-    filter_sub(s, (uintptr_t)p);
 }
 
 static void on_free(void *arg, void *p)
