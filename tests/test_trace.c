@@ -711,23 +711,23 @@ static void test_statistics(void **state)
     tally_trace_release(d);
 
     /* filters */
-    tally_trace_filter only_b = {1, "*test_trace.c", 0};
+    tally_trace_filter only_b = {1, "*test_trace.c", 0, 0, 0};
     tally_trace_snapshot *f = tally_trace_snapshot_filter(s1, &only_b, 1);
     size_t total;
     assert_int_equal(tally_trace_snapshot_count(f, &total), 6);
     assert_int_equal(total, 1320);
     tally_trace_snapshot_free(f);
-    tally_trace_filter line_only = {1, __FILE__, line_b};
+    tally_trace_filter line_only = {1, __FILE__, line_b, 0, 0};
     f = tally_trace_snapshot_filter(s1, &line_only, 1);
     assert_int_equal(tally_trace_snapshot_count(f, &total), 1);
     assert_int_equal(total, 1000);
     tally_trace_snapshot_free(f);
-    tally_trace_filter two[2] = {{1, "src/types/*", 0}, {1, NULL, line_c}}; /* either */
+    tally_trace_filter two[2] = {{1, "src/types/*", 0, 0, 0}, {1, NULL, line_c, 0, 0}}; /* either */
     f = tally_trace_snapshot_filter(s1, two, 2);
     assert_int_equal(tally_trace_snapshot_count(f, &total), 3);
     assert_int_equal(total, str_size + 20);
     tally_trace_snapshot_free(f);
-    tally_trace_filter excl[2] = {{0, "src/*", 0}, {0, "*test_trace.c", line_a}};
+    tally_trace_filter excl[2] = {{0, "src/*", 0, 0, 0}, {0, "*test_trace.c", line_a, 0, 0}};
     f = tally_trace_snapshot_filter(s1, excl, 2);
     assert_int_equal(tally_trace_snapshot_count(f, &total), 3);
     assert_int_equal(total, 1020);
@@ -736,7 +736,7 @@ static void test_statistics(void **state)
     assert_int_equal(st[0].size, 1000);
     tally_trace_release(st);
     tally_trace_snapshot_free(f);
-    tally_trace_filter mixed[2] = {{1, "*test_trace.c", 0}, {0, NULL, line_a}};
+    tally_trace_filter mixed[2] = {{1, "*test_trace.c", 0, 0, 0}, {0, NULL, line_a, 0, 0}};
     f = tally_trace_snapshot_filter(s1, mixed, 2);
     assert_int_equal(tally_trace_snapshot_count(f, &total), 3);
     tally_trace_snapshot_free(f);

@@ -363,7 +363,7 @@ static void test_filter_and_compare_loaded(void **state)
         tally_trace_release(dm);
     }
 
-    tally_trace_filter only_here = {1, "*test_trace_dump.c", 0};
+    tally_trace_filter only_here = {1, "*test_trace_dump.c", 0, 0, 0};
     tally_trace_snapshot *fl = tally_trace_snapshot_filter(new_live, &only_here, 1);
     tally_trace_snapshot *fb = tally_trace_snapshot_filter(new_back, &only_here, 1);
     assert_non_null(fl);
@@ -372,7 +372,7 @@ static void test_filter_and_compare_loaded(void **state)
     size_t nfl = tally_trace_snapshot_count(fl, NULL);
     assert_int_equal(nfl, NBLOCKS - 2 + 1); /* no str, no unknown; plus `more` */
     assert_same_snapshot(fl, fb);
-    tally_trace_filter no_unknown = {0, "<unknown>", 0};
+    tally_trace_filter no_unknown = {0, "<unknown>", 0, 0, 0};
     tally_trace_snapshot *fu = tally_trace_snapshot_filter(old_back, &no_unknown, 1);
     assert_int_equal(tally_trace_snapshot_count(fu, NULL), NBLOCKS - 1);
 
@@ -694,6 +694,154 @@ static void test_fault_every_allocation(void **state)
     tally_close(rt);
 }
 
+/* Domains (tally_trace_track): traces of memory the heap does not hand out, in
+ * current, snapshots, filters and a dump's round trip; misuse and a full table. */
+static size_t domain_total(const tally_trace_snapshot *snap, unsigned domain, size_t *count)
+{
+    size_t total = 0, n = tally_trace_snapshot_count(snap, NULL);
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        tally_trace t;
+        assert_int_equal(tally_trace_snapshot_get(snap, i, &t), 0);
+        if (t.domain == domain) {
+            total += t.size;
+            ++*count;
+        }
+    }
+    return total;
+}
+
+static void test_domains(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_hosted(NULL, 0);
+    assert_int_equal(tally_trace_track(rt, 7, 0x1000, 100), -2); /* not tracing */
+    assert_int_equal(tally_trace_untrack(rt, 7, 0x1000), -2);
+    assert_int_equal(tally_trace_start(rt, 1), 0);
+    assert_int_equal(tally_trace_track(rt, 0, 0x1000, 100), -1); /* the heap's domain */
+    assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
+    assert_int_equal(tally_trace_track(rt, 7, 0, 100), -1);
+    assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
+    assert_int_equal(tally_trace_untrack(rt, 0, 0x1000), -1);
+    void *heap_block = tally_malloc(rt, 40);
+    int line = __LINE__ + 1;
+    assert_int_equal(tally_trace_track(rt, 7, 0x1000, 100), 0);
+    assert_int_equal(tally_trace_track(rt, 7, 0x2000, 50), 0);
+    assert_int_equal(tally_trace_track(rt, 9, 0x1000, 1000), 0); /* same address, other domain */
+    assert_int_equal(tally_trace_track(rt, 7, (uintptr_t)heap_block, 8), 0); /* not the heap's */
+    size_t current, peak;
+    tally_trace_get_traced_memory(rt, &current, &peak);
+    assert_int_equal(current, 40 + 100 + 50 + 1000 + 8);
+    assert_int_equal(tally_trace_track(rt, 7, 0x2000, 70), 0); /* again: replaced */
+    tally_trace_get_traced_memory(rt, &current, &peak);
+    assert_int_equal(current, 40 + 100 + 70 + 1000 + 8);
+    tally_trace_stats st;
+    tally_trace_get_stats(rt, &st);
+    assert_int_equal(st.traces, 5);
+
+    tally_trace_snapshot *snap = tally_trace_take_snapshot(rt);
+    assert_non_null(snap);
+    size_t count;
+    assert_int_equal(domain_total(snap, 0, &count), 40);
+    assert_int_equal(count, 1);
+    assert_int_equal(domain_total(snap, 7, &count), 100 + 70 + 8);
+    assert_int_equal(count, 3);
+    assert_int_equal(domain_total(snap, 9, &count), 1000);
+    for (size_t i = 0; i < tally_trace_snapshot_count(snap, NULL); i++) {
+        tally_trace t;
+        tally_trace_snapshot_get(snap, i, &t);
+        if (t.domain == 9) { /* the site of the call */
+            assert_string_equal(t.site.file, __FILE__);
+            assert_int_equal(t.site.line, line + 2);
+        }
+    }
+    /* DomainFilter: keep domain 7 only; drop domain 9; a pattern and a domain. */
+    tally_trace_filter keep7 = {1, NULL, 0, 1, 7};
+    tally_trace_snapshot *f = tally_trace_snapshot_filter(snap, &keep7, 1);
+    assert_non_null(f);
+    size_t total;
+    assert_int_equal(tally_trace_snapshot_count(f, &total), 3);
+    assert_int_equal(total, 178);
+    tally_trace_snapshot_free(f);
+    tally_trace_filter drop9 = {0, NULL, 0, 1, 9};
+    f = tally_trace_snapshot_filter(snap, &drop9, 1);
+    assert_int_equal(tally_trace_snapshot_count(f, &total), 4);
+    assert_int_equal(total, 40 + 178);
+    tally_trace_snapshot_free(f);
+    tally_trace_filter both[2] = {{1, "*test_trace_dump.c", 0, 1, 9}, {1, "nothing*", 0, 0, 0}};
+    f = tally_trace_snapshot_filter(snap, both, 2);
+    assert_int_equal(tally_trace_snapshot_count(f, &total), 1);
+    assert_int_equal(total, 1000);
+    tally_trace_snapshot_free(f);
+    /* Statistics group domains together, as tracemalloc's do. */
+    size_t n;
+    tally_trace_stat *by_file = tally_trace_statistics(snap, TALLY_TRACE_BY_FILE, &n);
+    assert_non_null(by_file);
+    assert_int_equal(n, 1);
+    assert_int_equal(by_file[0].size, 40 + 100 + 70 + 1000 + 8);
+    tally_trace_release(by_file);
+
+    /* A dump keeps the domains. */
+    char path[512];
+    path_of(path, sizeof path, "domains.tly");
+    assert_int_equal(tally_trace_snapshot_dump(snap, path), 0);
+    tally_trace_snapshot *back = tally_trace_snapshot_load(rt, path);
+    assert_non_null(back);
+    assert_int_equal(domain_total(back, 7, &count), 178);
+    assert_int_equal(count, 3);
+    assert_int_equal(domain_total(back, 9, &count), 1000);
+    assert_int_equal(domain_total(back, 0, &count), 40);
+    tally_trace_snapshot_free(back);
+    tally_trace_snapshot_free(snap);
+
+    /* Untrack: gone from current; untracking what is not traced is no error. */
+    assert_int_equal(tally_trace_untrack(rt, 9, 0x1000), 0);
+    assert_int_equal(tally_trace_untrack(rt, 9, 0x1000), 0);
+    assert_int_equal(tally_trace_untrack(rt, 7, 0x9999), 0);
+    tally_trace_get_traced_memory(rt, &current, &peak);
+    assert_int_equal(current, 40 + 100 + 70 + 8);
+    tally_free(rt, heap_block); /* the domain-7 trace at its address stays */
+    tally_trace_get_traced_memory(rt, &current, &peak);
+    assert_int_equal(current, 100 + 70 + 8);
+    assert_int_equal(tally_trace_untrack(rt, 7, (uintptr_t)heap_block), 0);
+    assert_int_equal(tally_trace_untrack(rt, 7, 0x1000), 0);
+    assert_int_equal(tally_trace_untrack(rt, 7, 0x2000), 0);
+    tally_trace_get_traced_memory(rt, &current, &peak);
+    assert_int_equal(current, 0);
+    tally_trace_get_stats(rt, &st);
+    assert_int_equal(st.traces, 0);
+
+    /* While every request fails, the table takes entries up to 7/8 full, then a
+     * track fails with ENOMEM and changes nothing; once memory is back, it grows. */
+    size_t ok = 0, expect = 0;
+    unsigned i = 0;
+    int rc = 0;
+    tally_fault_inject(rt, TALLY_FAULT_ALLOC, 1, TALLY_FAULT_PERSIST);
+    while (rc == 0 && i < 10000) {
+        i++;
+        rc = tally_trace_track(rt, 3, 0x10000 + 16 * (uintptr_t)i, i);
+        if (rc == 0) {
+            ok++;
+            expect += i;
+        }
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(tally_last_error(rt), TALLY_ENOMEM);
+    assert_true(ok > 0);
+    tally_trace_get_stats(rt, &st);
+    assert_int_equal(st.traces, ok);
+    assert_int_equal(st.current, expect); /* exact: only what went in */
+    tally_fault_inject(rt, TALLY_FAULT_ALLOC, 0, 0);
+    assert_int_equal(tally_trace_track(rt, 3, 0x10000 + 16 * (uintptr_t)i, i), 0);
+    expect += i;
+    snap = tally_trace_take_snapshot(rt);
+    assert_non_null(snap);
+    assert_int_equal(domain_total(snap, 3, &count), expect);
+    assert_int_equal(count, ok + 1);
+    tally_trace_snapshot_free(snap);
+    tally_close(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_cut_at_every_byte),
         cmocka_unit_test(test_random_corruptions),
         cmocka_unit_test(test_fault_every_allocation),
+        cmocka_unit_test(test_domains),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

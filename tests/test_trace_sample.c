@@ -295,7 +295,7 @@ static void test_statistics_and_compare_scale(void **state)
     tally_trace_release(d);
 
     /* a filtered copy keeps the mean, so it scales alike */
-    tally_trace_filter f = {1, NULL, line_a};
+    tally_trace_filter f = {1, NULL, line_a, 0, 0};
     tally_trace_snapshot *fa = tally_trace_snapshot_filter(now, &f, 1);
     assert_non_null(fa);
     assert_int_equal(tally_trace_snapshot_sampling(fa), R);

@@ -36,6 +36,7 @@
 #define TALLY_TRACE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "tally/object.h"
@@ -150,6 +151,29 @@ typedef struct tally_trace_site {
 TALLY_API int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace_site *site,
                                         size_t *size, void *frames_out[TALLY_TRACE_MAX_FRAMES]);
 
+/* ---- domains: memory the heap does not hand out --------------------------------- */
+
+/* A program can trace memory of its own (a GPU buffer, a mapping, another
+ * allocator's blocks) in numbered domains, as PyTraceMalloc_Track does: a tracked
+ * block is a trace like the heap's, with the site of the call, in current and peak,
+ * snapshots (tally_trace.domain), statistics and compare (which group domains
+ * together, as tracemalloc's do) and dumps; filters can select by domain.  Domain 0
+ * is the heap's own.  Tracking (domain, ptr) again replaces its trace (a new size
+ * and site); when sampling, a tracked block is sampled like an allocation of its
+ * size.  Returns 0; -2 when the runtime is not tracing (nothing to do, no error:
+ * a library may call these unconditionally); -1 with TALLY_EINVAL for domain 0 or
+ * ptr 0, or TALLY_ENOMEM when the tracer's table cannot grow (nothing changes). */
+TALLY_API int tally_trace_track_at(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size,
+                                   const char *file, int line);
+TALLY_API int tally_trace_track(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size);
+/* Stops tracing (domain, ptr): 0 (whether it was traced or not), -2 when the
+ * runtime is not tracing, -1 with TALLY_EINVAL for domain 0. */
+TALLY_API int tally_trace_untrack(tally_rt *rt, unsigned domain, uintptr_t ptr);
+#ifndef TALLY_NO_SITE_MACROS
+#define tally_trace_track(rt, domain, ptr, size) \
+    tally_trace_track_at((rt), (domain), (ptr), (size), __FILE__, __LINE__)
+#endif
+
 /* ---- native stacks ---------------------------------------------------------------- */
 
 /* An unwinder: stores the return addresses of the calling thread's stack,
@@ -185,6 +209,7 @@ TALLY_API void tally_trace_snapshot_free(tally_trace_snapshot *snap);
 typedef struct tally_trace {
     size_t size;           /* bytes requested */
     tally_trace_site site; /* frames point into the snapshot */
+    unsigned domain;       /* 0: a block of the heap; else as tally_trace_track gave */
 } tally_trace;
 /* Number of traces in snap, and their total size in *total (may be NULL). */
 TALLY_API size_t tally_trace_snapshot_count(const tally_trace_snapshot *snap, size_t *total);
@@ -197,14 +222,18 @@ TALLY_API int tally_trace_snapshot_limit(const tally_trace_snapshot *snap);
  * scale them (see tally_trace_start_sampled). */
 TALLY_API size_t tally_trace_snapshot_sampling(const tally_trace_snapshot *snap);
 
-/* Filters (tracemalloc.Filter): a trace matches when its file matches pattern
- * (fnmatch(3) without flags, so '*' also matches '/'; NULL matches any file) and,
- * if line is nonzero, its line is line.  A trace is kept if it matches at least
+/* Filters (tracemalloc.Filter and DomainFilter): a trace matches when its file
+ * matches pattern (fnmatch(3) without flags, so '*' also matches '/'; NULL matches
+ * any file), if line is nonzero its line is line, and if by_domain is set its
+ * domain is domain.  A trace is kept if it matches at least
  * one inclusive filter (when there are any) and no exclusive filter. */
 typedef struct tally_trace_filter {
     int inclusive;       /* nonzero: keep what matches; 0: drop what matches */
     const char *pattern; /* fnmatch pattern for the file */
     int line;            /* 0: any line */
+    int by_domain;       /* nonzero: only traces of `domain` match (0: any domain) */
+    unsigned domain;     /* with by_domain; {inclusive, NULL, 0, 1, d} is
+                            tracemalloc's DomainFilter(inclusive, d) */
 } tally_trace_filter;
 /* A new snapshot of the traces of snap that pass the n filters (n may be 0:
  * a copy), or NULL with the error set. */

@@ -224,6 +224,8 @@ static void emit_trace(dump_writer *w, const tallyM_strace *t)
     p = tally_cap_put_varint(p, t->size);
     p = tally_cap_put_varint(p, (uint64_t)t->site + 1);
     *p++ = TALLY_AK_MALLOC;
+    if (t->domain != 0) /* a trailing field (format 1.1): absent means domain 0 */
+        p = tally_cap_put_varint(p, t->domain);
     emit(w, TALLY_REC_ALLOC, (size_t)(p - w->rec));
 }
 

@@ -281,14 +281,18 @@ static const char *bad_alloc(loader *L, field_reader *r)
     uint64_t size = get_u(r);
     uint64_t stack = get_u(r);
     uint8_t kind = get_byte(r);
+    uint64_t domain = r->p < r->end ? get_u(r) : 0; /* trailing, from format 1.1 */
     if (!r->ok)
         return "an ALLOC field does not decode";
+    if (domain > UINT32_MAX)
+        return "an ALLOC names a domain out of range";
     if (stack < 1 || stack > L->nstacks || kind >= TALLY_AK_COUNT_)
         return "an ALLOC names no defined stack";
     if (size > SIZE_MAX || __builtin_add_overflow(L->total, (size_t)size, &L->total))
         return "counts out of range: the traces' sizes overflow";
     if (L->snap != NULL)
-        L->snap->traces[L->ntraces] = (tallyM_strace){(size_t)size, (uint32_t)(stack - 1)};
+        L->snap->traces[L->ntraces] =
+            (tallyM_strace){(size_t)size, (uint32_t)(stack - 1), (uint32_t)domain};
     L->ntraces++;
     return NULL;
 }

@@ -60,10 +60,10 @@ tally_trace_snapshot *tallyM_snap_alloc(tally_rt *rt, size_t ntraces, size_t nsi
     return snap;
 }
 
-static void copy_trace(void *arg, size_t size, uint32_t site)
+static void copy_trace(void *arg, size_t size, uint32_t site, uint32_t domain)
 {
     tally_trace_snapshot *snap = arg;
-    snap->traces[snap->ntraces++] = (tallyM_strace){size, site};
+    snap->traces[snap->ntraces++] = (tallyM_strace){size, site, domain};
 }
 
 tally_trace_snapshot *tally_trace_take_snapshot(tally_rt *rt)
@@ -120,6 +120,7 @@ int tally_trace_snapshot_get(const tally_trace_snapshot *snap, size_t i, tally_t
         return -1;
     out->size = snap->traces[i].size;
     tallyM_snap_site(snap, snap->traces[i].site, &out->site);
+    out->domain = snap->traces[i].domain;
     return 0;
 }
 
@@ -130,7 +131,9 @@ int tally_trace_snapshot_limit(const tally_trace_snapshot *snap)
 
 /* ---- filters ---------------------------------------------------------------------- */
 
-static bool matches(const tally_trace_filter *f, const tally_trace_site *site)
+/* Does filter f match the file and line of site?  (Its domain is checked per
+ * trace: a site's traces may lie in several domains.) */
+static bool site_matches(const tally_trace_filter *f, const tally_trace_site *site)
 {
     if (f->line != 0 && site->line != f->line)
         return false;
@@ -138,12 +141,13 @@ static bool matches(const tally_trace_filter *f, const tally_trace_site *site)
 }
 
 /* tracemalloc's rule: at least one inclusive filter matches (if there are any),
- * and no exclusive filter does. */
-static bool passes(const tally_trace_filter *filters, size_t n, const tally_trace_site *site)
+ * and no exclusive filter does.  at[f] says whether filter f matches the trace's
+ * site; the domain is the trace's. */
+static bool passes(const tally_trace_filter *filters, size_t n, const uint8_t *at, uint32_t domain)
 {
     bool any_inclusive = false, included = false;
     for (size_t i = 0; i < n; i++) {
-        bool m = matches(&filters[i], site);
+        bool m = at[i] && (!filters[i].by_domain || filters[i].domain == domain);
         if (filters[i].inclusive) {
             any_inclusive = true;
             included = included || m;
@@ -177,21 +181,29 @@ tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *sn
         tallyB_error_set(&rt->heap.err, TALLY_EINVAL, "tally_trace_snapshot_filter: no filters");
         return NULL;
     }
-    /* Each site's verdict once, in a scratch array of the heap. */
-    size_t nsites = snap->nsites ? snap->nsites : 1;
-    uint8_t *keep = tallyH_malloc_quiet(&rt->heap, nsites);
-    if (keep == NULL) {
+    /* Each filter's verdict on each site's file and line once, in a scratch array
+     * of the heap (nsites x n bytes); the domain is a trace's own. */
+    size_t cells;
+    if (__builtin_mul_overflow(snap->nsites ? snap->nsites : 1, n ? n : 1, &cells)) {
+        tallyB_error_set(&rt->heap.err, TALLY_ENOMEM, "tally_trace_snapshot_filter: too many filters");
+        return NULL;
+    }
+    uint8_t *at = tallyH_malloc_quiet(&rt->heap, cells);
+    if (at == NULL) {
         tallyB_error_set(&rt->heap.err, TALLY_ENOMEM, "tally_trace_snapshot_filter: no memory");
         return NULL;
     }
     for (size_t i = 0; i < snap->nsites; i++) {
         tally_trace_site site;
         tallyM_snap_site(snap, (uint32_t)i, &site);
-        keep[i] = passes(filters, n, &site);
+        for (size_t f = 0; f < n; f++)
+            at[i * n + f] = site_matches(&filters[f], &site);
     }
     size_t kept = 0;
-    for (size_t i = 0; i < snap->ntraces; i++)
-        kept += keep[snap->traces[i].site];
+    for (size_t i = 0; i < snap->ntraces; i++) {
+        const tallyM_strace *t = &snap->traces[i];
+        kept += passes(filters, n, at + (size_t)t->site * n, t->domain);
+    }
     tally_trace_snapshot *out =
         tallyM_snap_alloc(rt, kept, snap->nsites, snap->nframes, snap->nstrings);
     if (out != NULL) {
@@ -199,15 +211,17 @@ tally_trace_snapshot *tally_trace_snapshot_filter(const tally_trace_snapshot *sn
         out->loaded = snap->loaded;
         out->sample = snap->sample;
         size_t k = 0;
-        for (size_t i = 0; i < snap->ntraces; i++)
-            if (keep[snap->traces[i].site])
-                out->traces[k++] = snap->traces[i];
+        for (size_t i = 0; i < snap->ntraces; i++) {
+            const tallyM_strace *t = &snap->traces[i];
+            if (passes(filters, n, at + (size_t)t->site * n, t->domain))
+                out->traces[k++] = *t;
+        }
         if (snap->nsites)
             memcpy(out->sites, snap->sites, snap->nsites * sizeof *snap->sites);
         if (snap->nframes)
             memcpy(out->frames, snap->frames, snap->nframes * sizeof *snap->frames);
         copy_strings(out, snap);
     }
-    tallyH_free_quiet(&rt->heap, keep);
+    tallyH_free_quiet(&rt->heap, at);
     return out;
 }

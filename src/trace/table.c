@@ -27,9 +27,11 @@
  * pool, reach the slot in two loads, with no search (tallyM_rec_of).  A pool with
  * no record linked holds no trace.
  *
- * Large and huge blocks (whole pools; few) are traced in an open-addressing hash
- * table keyed by address: linear probing, a Fibonacci hash of the 16-byte unit,
- * deletion by backward shift (Knuth's Algorithm R: no tombstones, so a removal
+ * Large and huge blocks (whole pools; few), and the blocks a program tracks in
+ * domains of its own (tally_trace_track), are traced in an open-addressing hash
+ * table keyed by address and domain (0 for the heap's blocks): linear probing, a
+ * Fibonacci hash of the address's 16-byte unit (one address in several domains
+ * shares a run), deletion by backward shift (Knuth's Algorithm R: no tombstones, so a removal
  * never allocates), grown by doubling at 1/2 full; if it cannot grow it takes
  * entries up to 7/8 full before an insertion fails.
  *
@@ -52,14 +54,15 @@ static size_t home(uintptr_t p, size_t cap)
     return (size_t)(x >> (64 - __builtin_ctzll((unsigned long long)cap))); /* cap >= 2 */
 }
 
-static tallyM_entry *large_find(const tallyM_state *s, uintptr_t p)
+/* The entry of (p, domain): domain 0 for the heap's large blocks. */
+static tallyM_entry *large_find(const tallyM_state *s, uintptr_t p, uint32_t domain)
 {
     if (s->traces == NULL)
         return NULL;
     size_t mask = s->traces_cap - 1;
     for (size_t i = home(p, s->traces_cap);; i = (i + 1) & mask) {
         tallyM_entry *e = &s->traces[i];
-        if (e->addr == p)
+        if (e->addr == p && e->domain == domain)
             return e;
         if (e->addr == 0)
             return NULL;
@@ -111,19 +114,19 @@ static void large_remove(tallyM_state *s, tallyM_entry *e)
     s->nlarge--;
 }
 
-/* The entry for p, existing or new (size 0); NULL if there is no room. */
-static tallyM_entry *large_claim(tallyH_heap *h, tallyM_state *s, uintptr_t p)
+/* The entry for (p, domain), existing or new (size 0); NULL if there is no room. */
+static tallyM_entry *large_claim(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain)
 {
     size_t cap = s->traces_cap;
     if ((s->nlarge + 1) * 2 > cap && !large_grow(h, s) && (s->nlarge + 1) * 8 > cap * 7)
-        return large_find(s, p);
+        return large_find(s, p, domain);
     size_t mask = s->traces_cap - 1;
     for (size_t i = home(p, s->traces_cap);; i = (i + 1) & mask) {
         tallyM_entry *e = &s->traces[i];
-        if (e->addr == p)
+        if (e->addr == p && e->domain == domain)
             return e;
         if (e->addr == 0) {
-            *e = (tallyM_entry){p, 0, 0};
+            *e = (tallyM_entry){p, 0, 0, domain};
             s->nlarge++;
             return e;
         }
@@ -266,10 +269,34 @@ bool tallyM_lookup(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tallyM_re
             return true;
         }
     }
-    tallyM_entry *e = large_find(s, p);
+    tallyM_entry *e = large_find(s, p, 0);
     if (e == NULL)
         return false;
     *ref = (tallyM_ref){NULL, NULL, e, e->size, e->site};
+    return true;
+}
+
+bool tallyM_lookup_domain(tallyM_state *s, uintptr_t p, uint32_t domain, tallyM_ref *ref)
+{
+    tallyM_entry *e = large_find(s, p, domain);
+    if (e == NULL)
+        return false;
+    *ref = (tallyM_ref){NULL, NULL, e, e->size, e->site};
+    return true;
+}
+
+bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain,
+                       size_t size, uint32_t site, size_t *replaced)
+{
+    size_t before = s->nlarge;
+    tallyM_entry *e = large_claim(h, s, p, domain);
+    if (e == NULL)
+        return false;
+    if (s->nlarge != before)
+        s->ntraces++;
+    *replaced = e->size;
+    e->size = size;
+    e->site = site;
     return true;
 }
 
@@ -334,7 +361,7 @@ bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size, uint3
         return true;
     }
     size_t before = s->nlarge;
-    tallyM_entry *e = large_claim(h, s, p);
+    tallyM_entry *e = large_claim(h, s, p, 0);
     if (e == NULL)
         return false;
     if (s->nlarge != before)
@@ -353,11 +380,11 @@ void tallyM_each(const tallyM_state *s, tallyM_visit_fn fn, void *arg)
             continue;
         for (uint32_t k = 0; k < r->cap; k++)
             if (r->slot[k].site != 0)
-                fn(arg, r->slot[k].size, r->slot[k].site - 1);
+                fn(arg, r->slot[k].size, r->slot[k].site - 1, 0);
     }
     for (size_t i = 0; i < s->traces_cap; i++)
         if (s->traces[i].addr != 0)
-            fn(arg, s->traces[i].size, s->traces[i].site);
+            fn(arg, s->traces[i].size, s->traces[i].site, s->traces[i].domain);
 }
 
 size_t tallyM_table_bytes(const tallyM_state *s)

@@ -463,6 +463,72 @@ void tally_trace_get_stats(tally_rt *rt, tally_trace_stats *out)
     out->sample = tally_trace_get_sampling(rt);
 }
 
+/* ---- domains --------------------------------------------------------------------- */
+
+static int track(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size, const char *file,
+                 int line, const void *caller)
+{
+    tallyM_state *s = &rt->trace;
+    if (!s->tracing)
+        return -2;
+    if (domain == 0 || ptr == 0) {
+        tallyB_error_set(&rt->heap.err, TALLY_EINVAL,
+                         "tally_trace_track: %s 0 is not a block of a domain of the program's",
+                         domain == 0 ? "domain" : "address");
+        return -1;
+    }
+    tallyM_ref ref;
+    bool had = tallyM_lookup_domain(s, ptr, domain, &ref);
+    if (!sampled(s, size)) { /* a new size, not sampled this time: the old trace goes */
+        if (had) {
+            sub_current(s, ref.size);
+            tallyM_drop(s, &ref);
+        }
+        return 0;
+    }
+    uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
+    size_t replaced = 0;
+    if (site == TALLY_SITE_NONE ||
+        !tallyM_put_domain(&rt->heap, s, ptr, domain, size, site, &replaced)) {
+        tallyB_error_set(&rt->heap.err, TALLY_ENOMEM,
+                         "tally_trace_track: no memory for the trace of %#lx in domain %u",
+                         (unsigned long)ptr, domain);
+        return -1;
+    }
+    sub_current(s, replaced);
+    add_current(s, size);
+    return 0;
+}
+
+int tally_trace_track_at(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size,
+                         const char *file, int line)
+{
+    return track(rt, domain, ptr, size, file, line, __builtin_return_address(0));
+}
+
+int (tally_trace_track)(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size)
+{
+    return track(rt, domain, ptr, size, NULL, 0, __builtin_return_address(0));
+}
+
+int tally_trace_untrack(tally_rt *rt, unsigned domain, uintptr_t ptr)
+{
+    tallyM_state *s = &rt->trace;
+    if (!s->tracing)
+        return -2;
+    if (domain == 0) {
+        tallyB_error_set(&rt->heap.err, TALLY_EINVAL,
+                         "tally_trace_untrack: domain 0 is the heap's (tally_free untraces)");
+        return -1;
+    }
+    tallyM_ref ref;
+    if (tallyM_lookup_domain(s, ptr, domain, &ref)) {
+        sub_current(s, ref.size);
+        tallyM_drop(s, &ref);
+    }
+    return 0;
+}
+
 int tally_trace_get_traceback(tally_rt *rt, const void *p, tally_trace_site *site, size_t *size,
                               void *frames_out[TALLY_TRACE_MAX_FRAMES])
 {

@@ -37,6 +37,7 @@ typedef struct tallyM_entry {
     uintptr_t addr;          /* the block's address (the user pointer) */
     size_t size;             /* bytes requested */
     uint32_t site;           /* index into sites */
+    uint32_t domain;         /* 0: a block of the heap; else tally_trace_track's */
 } tallyM_entry;
 
 /* One small block's slot in its pool's record.  site 0: not traced. */
@@ -164,7 +165,16 @@ TALLY_INLINE tallyM_slot *tallyM_slot_of(tallyM_pooltrace *r, const tallyH_pool 
 {
     return &r->slot[tallyH_div((uint32_t)(b - (uintptr_t)p->data), p->inv)];
 }
-typedef void (*tallyM_visit_fn)(void *arg, size_t size, uint32_t site);
+typedef void (*tallyM_visit_fn)(void *arg, size_t size, uint32_t site, uint32_t domain);
+/* The trace of (p, domain) tracked with tally_trace_track (domain > 0); false if
+ * there is none. */
+TALLY_INTERNAL bool tallyM_lookup_domain(tallyM_state *s, uintptr_t p, uint32_t domain,
+                                         tallyM_ref *ref);
+/* Traces (p, domain) (domain > 0) with size and site; *replaced is the size of the
+ * trace it had (else 0).  False if the table could not make room (nothing changed). */
+TALLY_INTERNAL bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p,
+                                      uint32_t domain, size_t size, uint32_t site,
+                                      size_t *replaced);
 /* Calls fn for every trace. */
 TALLY_INTERNAL void tallyM_each(const tallyM_state *s, tallyM_visit_fn fn, void *arg);
 /* Usable bytes of the trace table's blocks. */
@@ -228,6 +238,7 @@ TALLY_INTERNAL uint64_t tallyM_sample_blocks(size_t n, uint64_t mean);
 typedef struct tallyM_strace {
     size_t size;
     uint32_t site;
+    uint32_t domain;         /* 0: the heap's; else as tracked */
 } tallyM_strace;
 
 struct tally_trace_snapshot {

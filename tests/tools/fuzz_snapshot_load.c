@@ -32,7 +32,7 @@ static void exercise(tally_trace_snapshot *s)
     for (int k = TALLY_TRACE_BY_LINE; k <= TALLY_TRACE_BY_TRACEBACK; k++)
         tally_trace_release(tally_trace_statistics(s, (tally_trace_key)k, &n));
     tally_trace_release(tally_trace_compare(s, s, TALLY_TRACE_BY_TRACEBACK, &n));
-    tally_trace_filter f = {1, "*.c", 0};
+    tally_trace_filter f = {1, "*.c", 0, 0, 0};
     tally_trace_snapshot_free(tally_trace_snapshot_filter(s, &f, 1));
 }
 
