@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "trace/build_id.h"
+
 #include "runtime/runtime.h"
 #include "trace/capture_format.h"
 
@@ -112,32 +114,6 @@ static const char *module_path(const struct dl_phdr_info *info, char *buf, size_
     return buf;
 }
 
-/* The GNU build-id of an object from its notes, or 0 bytes. */
-static size_t build_id(const struct dl_phdr_info *info, const uint8_t **id)
-{
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
-            size_t name = (nh->n_namesz + 3u) & ~3u, desc = (nh->n_descsz + 3u) & ~3u;
-            const uint8_t *d = p + sizeof *nh + name;
-            if (name > (size_t)(end - p) || desc > (size_t)(end - d))
-                break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(p + sizeof *nh, "GNU", 4) == 0 && nh->n_descsz <= 64) {
-                *id = d;
-                return nh->n_descsz;
-            }
-            p = d + desc;
-        }
-    }
-    return 0;
-}
-
 static int emit_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
@@ -146,7 +122,7 @@ static int emit_module(struct dl_phdr_info *info, size_t size, void *arg)
     const char *path = module_path(info, buf, sizeof buf);
     size_t plen = strnlen(path, MODULE_PATH_MAX);
     const uint8_t *id = NULL;
-    size_t nid = build_id(info, &id);
+    size_t nid = tally_build_id(info, &id);
     for (int i = 0; i < info->dlpi_phnum && !w->failed; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))

@@ -285,8 +285,9 @@ bool tallyM_lookup_domain(tallyM_state *s, uintptr_t p, uint32_t domain, tallyM_
     return true;
 }
 
-bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain,
-                       size_t size, uint32_t site, size_t *replaced)
+/* Traces (p, domain) in the large table: tallyM_put's large branch, and tracking. */
+static bool large_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain, size_t size,
+                      uint32_t site, size_t *replaced)
 {
     size_t before = s->nlarge;
     tallyM_entry *e = large_claim(h, s, p, domain);
@@ -298,6 +299,13 @@ bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t do
     e->size = size;
     e->site = site;
     return true;
+}
+
+bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain,
+                       size_t size, uint32_t site, size_t *replaced)
+{
+    *replaced = 0;
+    return large_put(h, s, p, domain, size, site, replaced);
 }
 
 bool tallyM_lookup_live(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tallyM_ref *ref)
@@ -360,16 +368,7 @@ bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size, uint3
         slot->site = site + 1;
         return true;
     }
-    size_t before = s->nlarge;
-    tallyM_entry *e = large_claim(h, s, p, 0);
-    if (e == NULL)
-        return false;
-    if (s->nlarge != before)
-        s->ntraces++;
-    *replaced = e->size;
-    e->size = size;
-    e->site = site;
-    return true;
+    return large_put(h, s, p, 0, size, site, replaced);
 }
 
 void tallyM_each(const tallyM_state *s, tallyM_visit_fn fn, void *arg)

@@ -28,6 +28,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "trace/build_id.h"
+
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
@@ -115,32 +117,6 @@ static int range_add(uintptr_t lo, uintptr_t hi)
     return 0;
 }
 
-/* The GNU build-id of a loaded object, from its PT_NOTE segments in memory. */
-static size_t build_id(const struct dl_phdr_info *info, const uint8_t **out)
-{
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while (end - p >= (ptrdiff_t)sizeof(ElfW(Nhdr))) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-            size_t name = (nh->n_namesz + 3u) & ~3u, desc = (nh->n_descsz + 3u) & ~3u;
-            const uint8_t *d = p + sizeof *nh + name;
-            if (d + desc > end)
-                break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(p + sizeof *nh, "GNU", 4) == 0 && nh->n_descsz <= 64) {
-                *out = d;
-                return nh->n_descsz;
-            }
-            p = d + desc;
-        }
-    }
-    return 0;
-}
-
 struct scan_ctx {
     struct tallyP_thread *t;    /* where MODULE records go */
     int force;                  /* scan even if dlpi_adds did not change */
@@ -165,7 +141,7 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
     if (path == NULL || path[0] == '\0')
         path = mods.exe;
     const uint8_t *bid = NULL;
-    size_t nbid = build_id(info, &bid);
+    size_t nbid = tally_build_id(info, &bid);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
