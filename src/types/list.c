@@ -80,21 +80,6 @@ static size_t grown_capacity(const list *l, size_t need)
     return cap;
 }
 
-/* The capacity to allocate when the array must move by a copy.  An array of a
- * quarter arena or more that has to be copied anyway goes straight to a huge
- * block (its own mapping) when the heap can remap those: later growth then moves
- * pages instead of copying again into a fresh arena (and again at the step from
- * large to huge), and the tail not yet used costs address space only, since
- * its pages are touched first when items are stored there. */
-static size_t copied_capacity(const list *l, size_t cap)
-{
-    const size_t huge_items = TALLY_ARENA_SIZE / sizeof(void *);
-    if (cap < huge_items && cap >= huge_items / 4 &&
-        tallyH_can_remap((const tallyH_heap *)(const void *)rt_of(l)))
-        cap = huge_items;
-    return cap;
-}
-
 static int too_many(const list *l, const char *what)
 {
     tallyB_error_set(err_of(l), TALLY_EOVERFLOW, "%s: a list of more than %zu items", what,
@@ -135,7 +120,6 @@ static int list_reserve(list *l, size_t extra, const char *what)
             return 0;
         void **old = l->items;
         size_t size = l->size;
-        cap = copied_capacity(l, cap);
         void **a = tally_malloc(rt_of(l), cap * sizeof *a);
         if (a == NULL)
             return -1;
