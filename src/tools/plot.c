@@ -26,29 +26,6 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* The program's name and arguments, argv[0] by its base name; malloc'ed. */
-static char *title_of(const tallyX_capture *cap)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    if (cap->argc == 0) {
-        fputs(cap->exe ? cap->exe : "(unknown program)", f);
-    }
-    for (size_t i = 0; i < cap->argc; i++) {
-        const char *a = cap->argv[i];
-        const char *slash = i == 0 ? strrchr(a, '/') : NULL;
-        fprintf(f, "%s%s", i ? " " : "", slash ? slash + 1 : a);
-    }
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* Writes one output file through path.tmp; 0, or -1 after an error message. */
 static int write_file(const char *path, const tallyX_plot_in *in, int html, int flame)
 {
@@ -155,7 +132,7 @@ int tallyX_plot_main(int argc, char **argv)
         return 1;
     }
     tallyX_plot_in in = { .cap = &cap, .a = &a, .sym = NULL, .title = NULL };
-    char *title = title_of(&cap);
+    char *title = tallyX_plot_title(&cap);
     char *flame_path = NULL;
     int rc = 1;
     if (title == NULL)

@@ -8,12 +8,17 @@
  * grouped by call stack, and a size histogram.  A site is the innermost frame (the
  * call of the allocation function); stacks with the same frames are one stack.
  * Symbols are looked up (symbolize.c) only for what is printed.  The JSON output has
- * the same content with exact numbers, for scripts and tests; the HTML output is the
- * text report in a self-contained page.
+ * the same content with exact numbers, for scripts and tests.  The HTML output is
+ * one self-contained page (no script, no URL): the summary as a table, the memory-over-
+ * time picture of `tally plot` (timeline.c) inlined as SVG, then each ranking, the
+ * leaks and the histogram as tables, each site unfolding (<details>) to its stack;
+ * every string from the capture is escaped (svg.c).  All three print the same
+ * analysis and rankings.
  */
 #define _GNU_SOURCE
 #include "tools.h"
 #include "json.h"
+#include "svg.h"
 
 #include "analyze.h"
 #include "trace/capture_format.h"
@@ -223,6 +228,29 @@ static double hist_lo(int b)
 static const char *const kind_names[] = { "malloc", "calloc", "realloc", "aligned", "new",
                                           "new[]" };
 
+/* The state of the capture (sampled, complete, cut, damaged), one note a line, each
+ * between pre and post: the same words in the text and HTML reports. */
+static void capture_notes(struct ctx *c, const char *pre, const char *post)
+{
+    const tallyX_capture *cap = c->cap;
+    FILE *o = c->out;
+    if (cap->sample)
+        fprintf(o, "%ssampled: one allocation per %" PRIu64 " bytes on average; counts and "
+                   "bytes are estimates%s", pre, cap->sample, post);
+    if (!cap->snapshot && cap->exited)
+        fprintf(o, "%scapture: complete, the program ran for %.1f ms%s", pre,
+                (double)cap->exit_ns / 1e6, post);
+    else if (!cap->snapshot)
+        fprintf(o, "%snote: the program did not reach exit() (crashed or killed): \"at exit\" "
+                   "means at its last recorded event%s", pre, post);
+    if (cap->truncated)
+        fprintf(o, "%snote: the capture is truncated (the file ends inside a record); figures "
+                   "cover what it holds%s", pre, post);
+    if (cap->damaged)
+        fprintf(o, "%swarning: %zu chunk(s) of the capture hold invalid records (corrupt); "
+                   "figures cover the valid records%s", pre, cap->damaged, post);
+}
+
 static void print_text(struct ctx *c)
 {
     const tallyX_capture *cap = c->cap;
@@ -239,20 +267,7 @@ static void print_text(struct ctx *c)
         fprintf(o, "%s(pid %" PRIu64 ", %u frames per stack)\n", cap->argc ? " " : "", cap->pid,
                 cap->frames);
     }
-    if (cap->sample)
-        fprintf(o, "sampled: one allocation per %" PRIu64 " bytes on average; counts and bytes "
-                   "are estimates\n", cap->sample);
-    if (!cap->snapshot && cap->exited)
-        fprintf(o, "capture: complete, the program ran for %.1f ms\n", (double)cap->exit_ns / 1e6);
-    else if (!cap->snapshot)
-        fprintf(o, "note: the program did not reach exit() (crashed or killed): \"at exit\" "
-                   "means at its last recorded event\n");
-    if (cap->truncated)
-        fprintf(o, "note: the capture is truncated (the file ends inside a record); figures "
-                   "cover what it holds\n");
-    if (cap->damaged)
-        fprintf(o, "warning: %zu chunk(s) of the capture hold invalid records (corrupt); "
-                   "figures cover the valid records\n", cap->damaged);
+    capture_notes(c, "", "\n");
     fprintf(o, "\ntotals\n");
     fprintf(o, "  allocations      %.0f (", a->allocs);
     for (int k = 0; k < TALLY_AK_COUNT_; k++)
@@ -394,33 +409,243 @@ static void print_json(struct ctx *c)
     fputs("]}\n", o);
 }
 
-/* The text report, HTML-escaped, in a page of its own. */
+/* ---- HTML ---------------------------------------------------------------------------- */
+
+/* Strings from the capture (paths, symbols, arguments) go through tallyX_svg_text,
+ * the XML escaper of the pictures: & < > " ' escaped, which is all HTML needs in
+ * text and quoted attributes; valid UTF-8 kept as it is, other bytes replaced. */
+static void html_text(FILE *o, const char *s)
+{
+    tallyX_svg_text(o, s != NULL ? s : "", 0);
+}
+
+static void html_frame(struct ctx *c, uint8_t kind, uint64_t frame)
+{
+    const tallyX_frame *f = tallyX_sym_frame(c->sym, kind, frame);
+    FILE *o = c->out;
+    int named = f->file != NULL || f->module != NULL;
+    if (f->function == NULL || f->function[0] != '\0' || !named) {
+        /* a snapshot dump's frames without a function have "" and a file:line */
+        fputs("<code>", o);
+        if (f->function != NULL)
+            html_text(o, f->function);
+        else if (named)
+            fputs("??", o);
+        else
+            fprintf(o, "0x%" PRIx64, frame);
+        fputs("</code> ", o);
+    }
+    if (f->file != NULL) {
+        fputs("<span class=\"loc\">", o);
+        html_text(o, f->file);
+        fprintf(o, ":%d</span>", f->line);
+    } else if (f->module != NULL) {
+        fputs("<span class=\"loc\">", o);
+        html_text(o, f->module);
+        fprintf(o, "+0x%" PRIx64 "</span>", f->offset);
+    }
+}
+
+/* A stack as its innermost frame, unfolding (no script: <details>) to all its frames. */
+static void html_stack(struct ctx *c, size_t idx)
+{
+    const tallyX_stack *s = &c->cap->stacks[idx];
+    FILE *o = c->out;
+    if (s->n == 0) {
+        fputs("[unknown stack]", o);
+        return;
+    }
+    fputs("<details><summary>", o);
+    html_frame(c, s->kind, s->frames[0]);
+    fputs("</summary>\n<ol class=\"stack\" start=\"0\">", o);
+    for (uint32_t k = 0; k < s->n; k++) {
+        fputs("<li>", o);
+        html_frame(c, s->kind, s->frames[k]);
+        fputs("</li>", o);
+    }
+    fputs("</ol></details>", o);
+}
+
+static const char html_style[] =
+    "body{font-family:system-ui,Verdana,sans-serif;margin:1.5em 2em;max-width:1200px;"
+    "color:#222;background:#fafafa}h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em}"
+    "table{border-collapse:collapse;margin:.4em 0 1em;background:#fff}"
+    "th,td{padding:.25em .7em;border-bottom:1px solid #e4e4e4;text-align:left;"
+    "vertical-align:top}th{background:#f0f0f0}"
+    ".n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    "code{font-size:92%}.loc{color:#666}summary{cursor:pointer}"
+    "ol.stack{margin:.3em 0 .2em;padding-left:2.6em;font-size:92%}"
+    "p.note{color:#8a5a00}p.none{color:#777}td.bar{width:40%}"
+    ".bar div{background:#4a90d9;height:.9em;min-width:1px}"
+    "svg{display:block;max-width:100%;height:auto;border:1px solid #ddd}";
+
+static void html_head(struct ctx *c, const char *title)
+{
+    const tallyX_capture *cap = c->cap;
+    FILE *o = c->out;
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<title>tally report: ", o);
+    html_text(o, title);
+    fprintf(o, "</title>\n<style>%s</style></head>\n<body>\n<h1>tally report: ", html_style);
+    html_text(o, title);
+    fputs("</h1>\n<p>", o);
+    if (cap->snapshot) {
+        fprintf(o, "Snapshot dump of Tally's tracer (pid %" PRIu64 ", traceback limit %u): its "
+                   "traces are the blocks live when the snapshot was taken; &ldquo;at exit&rdquo; "
+                   "means in the snapshot.", cap->pid, cap->frames);
+    } else {
+        fputs("Program: <code>", o);
+        for (size_t i = 0; i < cap->argc; i++) {
+            fputs(i ? " " : "", o);
+            html_text(o, cap->argv[i]);
+        }
+        fprintf(o, "</code> (pid %" PRIu64 ", %u frames per stack)", cap->pid, cap->frames);
+    }
+    fputs("</p>\n", o);
+}
+
+static void html_row(FILE *o, const char *name, double v, const char *detail)
+{
+    fprintf(o, "<tr><th>%s</th><td class=\"n\">%.0f</td><td>%s</td></tr>\n", name, v, detail);
+}
+
+static void html_summary(struct ctx *c)
+{
+    const tallyX_analysis *a = c->a;
+    FILE *o = c->out;
+    char d[512], t[64];
+    size_t n = 0;
+    fputs("<h2 id=\"summary\">summary</h2>\n<table class=\"summary\">\n<tbody>\n", o);
+    for (int k = 0; k < TALLY_AK_COUNT_ && n < sizeof d; k++)
+        n += (size_t)snprintf(d + n, sizeof d - n, "%s%s %.0f", k ? ", " : "", kind_names[k],
+                              a->kind_count[k]);
+    html_row(o, "allocations", a->allocs, d);
+    html_row(o, "frees", a->frees, "");
+    tallyX_fmt_bytes(a->bytes_allocated, d, sizeof d);
+    html_row(o, "bytes allocated", a->bytes_allocated, d);
+    snprintf(d, sizeof d, "%.1f%% of allocations",
+             a->allocs > 0 ? 100.0 * a->temporary / a->allocs : 0.0);
+    html_row(o, "temporary", a->temporary, d);
+    tallyX_fmt_time((double)a->peak_ns, t, sizeof t);
+    snprintf(d, sizeof d, "bytes in %.0f blocks, at %s (event %" PRIu64 ")", a->peak_blocks, t,
+             a->peak_seq);
+    html_row(o, "peak heap", a->peak_bytes, d);
+    snprintf(d, sizeof d, "bytes in %.0f blocks not freed (leaks)", a->end_blocks);
+    html_row(o, c->cap->snapshot ? "in the snapshot" : "at exit", a->end_bytes, d);
+    if (a->unmatched_frees)
+        html_row(o, "unmatched frees", (double)a->unmatched_frees,
+                 "blocks allocated before recording began");
+    fputs("</tbody>\n</table>\n", o);
+}
+
+static int html_chart(struct ctx *c, const char *title)
+{
+    tallyX_plot_in in = { .cap = c->cap, .a = c->a, .sym = c->sym, .title = title,
+                          .in_html = 1 };
+    fputs("<h2 id=\"timeline\">memory over time</h2>\n", c->out);
+    return tallyX_timeline_svg(c->out, &in);
+}
+
+static void html_table_head(FILE *o, const char *key, const char *title, const char *last)
+{
+    fprintf(o, "<h2 id=\"%s\">%s</h2>\n<table>\n<thead><tr><th class=\"n\">bytes</th>"
+               "<th class=\"n\">blocks</th><th>%s</th></tr></thead>\n<tbody>\n",
+            key, title, last);
+}
+
+static void html_table_end(FILE *o, size_t rows)
+{
+    if (rows == 0)
+        fputs("<tr><td colspan=\"3\"><p class=\"none\">none</p></td></tr>\n", o);
+    fputs("</tbody>\n</table>\n", o);
+}
+
+/* One table per site ranking, even an empty one, so every section is there. */
+static void html_sites(struct ctx *c, const struct table *tb)
+{
+    FILE *o = c->out;
+    struct site *r;
+    size_t n = ranked(c, tb->sort, 0, &r);
+    html_table_head(o, tb->key, tb->title, "site (unfolds to its heaviest stack)");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(o, "<tr><td class=\"n\">%.0f</td><td class=\"n\">%.0f</td><td>",
+                field_of(&r[i].st, tb->bytes), field_of(&r[i].st, tb->count));
+        if (r[i].has_frame)
+            html_stack(c, r[i].stack);
+        else
+            fputs("[unknown]", o);
+        fputs("</td></tr>\n", o);
+    }
+    html_table_end(o, n);
+    free(r);
+}
+
+static void html_leaks(struct ctx *c)
+{
+    FILE *o = c->out;
+    struct site *r;
+    size_t n = ranked(c, FIELD(live_bytes), 1, &r);
+    html_table_head(o, "leaks", "leaks: blocks not freed at exit, by call stack",
+                    "allocated at (unfolds to the stack)");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(o, "<tr><td class=\"n\">%.0f</td><td class=\"n\">%.0f</td><td>",
+                r[i].st.live_bytes, r[i].st.live_count);
+        html_stack(c, r[i].stack);
+        fputs("</td></tr>\n", o);
+    }
+    html_table_end(o, n);
+    free(r);
+}
+
+/* The size histogram, each bucket's bar as wide as its share of the fullest bucket. */
+static void html_hist(struct ctx *c)
+{
+    const tallyX_analysis *a = c->a;
+    FILE *o = c->out;
+    double most = 0;
+    for (int b = 0; b < TALLYX_HIST_BUCKETS; b++)
+        most = a->hist_count[b] > most ? a->hist_count[b] : most;
+    fputs("<h2 id=\"histogram\">size histogram (requested bytes)</h2>\n<table>\n<thead><tr>"
+          "<th class=\"n\">size</th><th class=\"n\">blocks</th><th class=\"n\">bytes</th>"
+          "<th>blocks</th></tr></thead>\n<tbody>\n", o);
+    for (int b = 0; b < TALLYX_HIST_BUCKETS; b++) {
+        if (a->hist_count[b] == 0)
+            continue;
+        fputs("<tr><td class=\"n\">", o);
+        if (b == 0)
+            fputs("0", o);
+        else if (b == TALLYX_HIST_BUCKETS - 1)
+            fprintf(o, "&ge; %.0f", hist_lo(b));
+        else
+            fprintf(o, "%.0f &ndash; %.0f", hist_lo(b), hist_lo(b + 1) - 1);
+        fprintf(o, "</td><td class=\"n\">%.0f</td><td class=\"n\">%.0f</td><td class=\"bar\">"
+                   "<div style=\"width:%.1f%%\"></div></td></tr>\n",
+                a->hist_count[b], a->hist_bytes[b], 100.0 * a->hist_count[b] / most);
+    }
+    if (most == 0)
+        fputs("<tr><td colspan=\"4\"><p class=\"none\">none</p></td></tr>\n", o);
+    fputs("</tbody>\n</table>\n", o);
+}
+
+/* A self-contained page: no script, style sheet, font or image from outside. */
 static int print_html(struct ctx *c)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    if (mem == NULL)
+    char *title = tallyX_plot_title(c->cap);
+    if (title == NULL)
         return -1;
-    FILE *out = c->out;
-    c->out = mem;
-    print_text(c);
-    fclose(mem);
-    c->out = out;
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tally report</title>\n"
-          "<style>body{font-family:sans-serif;margin:2em}pre{font-size:13px;line-height:1.35}"
-          "</style></head><body><h1>tally report</h1>\n<pre>", out);
-    for (size_t i = 0; i < len; i++) {
-        switch (buf[i]) {
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '&': fputs("&amp;", out); break;
-        default: fputc(buf[i], out);
-        }
+    html_head(c, title);
+    capture_notes(c, "<p class=\"note\">", "</p>\n");
+    html_summary(c);
+    int rc = html_chart(c, title);
+    for (size_t t = 0; rc == 0 && t < sizeof site_tables / sizeof *site_tables; t++)
+        html_sites(c, &site_tables[t]);
+    if (rc == 0) {
+        html_leaks(c);
+        html_hist(c);
     }
-    fputs("</pre></body></html>\n", out);
-    free(buf);
-    return 0;
+    fputs("</body></html>\n", c->out);
+    free(title);
+    return rc;
 }
 
 static int usage(void)

@@ -7,12 +7,15 @@
  * is complete and well-formed).  Units: bytes in binary multiples, times in the unit
  * that keeps 1 to 4 digits.  Ticks: the classic 1-2-5 series.  Colours: FNV-1a of
  * the name picks a point in the red-orange-yellow band flame graphs use, so a
- * function has the same colour in every picture.
+ * function has the same colour in every picture.  Title: the program's name and
+ * arguments, shared by the pictures and the HTML report.
  */
+#define _GNU_SOURCE
 #include "svg.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the well-formed UTF-8 sequence at s (1..4), or 0. */
@@ -108,4 +111,26 @@ void tallyX_svg_color(const char *name, char out[8])
     unsigned r = 205 + (h & 0xff) % 50, g = 90 + ((h >> 8) & 0xff) % 130,
              b = 30 + ((h >> 16) & 0xff) % 50;
     snprintf(out, 8, "#%02x%02x%02x", r, g, b);
+}
+
+char *tallyX_plot_title(const tallyX_capture *cap)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    if (cap->argc == 0) {
+        fputs(cap->exe ? cap->exe : "(unknown program)", f);
+    }
+    for (size_t i = 0; i < cap->argc; i++) {
+        const char *a = cap->argv[i];
+        const char *slash = i == 0 ? strrchr(a, '/') : NULL;
+        fprintf(f, "%s%s", i ? " " : "", slash ? slash + 1 : a);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }

@@ -1,6 +1,7 @@
 /* svg.h - what `tally plot` needs to write SVG: escaped text, human units, axis
- * ticks, colours (svg.c); and the two pictures (timeline.c, flame.c).  Internal to
- * the tools. */
+ * ticks, colours (svg.c); and the two pictures (timeline.c, flame.c).  The HTML
+ * report (report.c) uses the same escaper and the memory-over-time picture.
+ * Internal to the tools. */
 #ifndef TALLY_TOOLS_SVG_H
 #define TALLY_TOOLS_SVG_H
 
@@ -30,7 +31,15 @@ typedef struct tallyX_plot_in {
     const tallyX_analysis *a;
     tallyX_sym *sym;
     const char *title;          /* the program's name and arguments */
+    int in_html;                /* inlined in an HTML page: no xmlns attribute (the HTML
+                                 * parser puts <svg> in the SVG namespace), so a page of
+                                 * `tally report` names no URL at all */
 } tallyX_plot_in;
+
+/* The program's name and arguments (argv[0] by its base name), or its executable's
+ * path when the capture has no arguments: the pictures' and the HTML report's title.
+ * malloc'ed; NULL when out of memory. */
+char *tallyX_plot_title(const tallyX_capture *cap);
 
 /* Memory over time: live heap bytes against time, peak marked.  -1: out of memory. */
 int tallyX_timeline_svg(FILE *f, const tallyX_plot_in *in);

@@ -179,10 +179,10 @@ static void draw(FILE *f, const tallyX_plot_in *in, const struct tl *t)
 #define X(v) (PL + ((v) - x0) / (xmax - x0) * pw)
 #define Y(v) (PT + ph - (v) / ymax * ph)
     char s1[64], s2[64];
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+    fprintf(f, "<svg%s width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"Verdana, DejaVu Sans, sans-serif\" "
                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
-            W, H, W, H);
+            in->in_html ? "" : " xmlns=\"http://www.w3.org/2000/svg\"", W, H, W, H);
     fputs("<text x=\"20\" y=\"26\" font-size=\"16\" font-weight=\"bold\">memory over time: ", f);
     tallyX_svg_text(f, in->title, 90);
     fputs("</text>\n", f);
