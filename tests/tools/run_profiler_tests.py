@@ -10,11 +10,13 @@ Cases: exact, calls, cxx, threads, crash, abort, kill, fork, dlopen, sample, pyt
 valgrind (leaks against memcheck, peak against massif), diff (`tally diff`), plot
 (`tally plot`: the SVG parsed as XML, its peak and widths against the report), badfiles
 (diff and plot of missing, foreign, empty and truncated files), snapshot (report and
-diff of snapshot dumps of Tally's own tracer, written by prog_dump.c).  The programs are in
+diff of snapshot dumps of Tally's own tracer, written by prog_dump.c), html (the HTML
+report parsed: balanced tags, its tables, chart, figures and escaping).  The programs are in
 tests/tools/prog_*.c; their marker comments (/* LEAK_LINE */ ...) give the lines the
 report must name.  Exit status 0: passed; 77: skipped (a tool is missing).
 """
 import argparse
+import html.parser
 import json
 import os
 import re
@@ -581,6 +583,126 @@ def case_snapshot(env):
         with open(short, "wb") as f:
             f.write(data[:cut])
         check(env.report(short)["truncated"], f"a dump cut at {cut} is truncated")
+
+
+class HtmlReport(html.parser.HTMLParser):
+    """The HTML report parsed: tags must nest and close (void elements aside); each
+    table's rows are kept as lists of cell texts, under the id of the <h2> before it."""
+    VOID = {"meta", "br", "hr", "img", "input", "link", "wbr"}
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.counts = [], [], {}
+        self.tables, self.section, self.row, self.cell = {}, None, None, None
+        self.feed(text)
+        self.close()
+        if self.stack:
+            self.errors.append(f"unclosed {self.stack}")
+
+    def handle_starttag(self, tag, attrs):
+        self.counts[tag] = self.counts.get(tag, 0) + 1
+        if tag in self.VOID:
+            return
+        self.stack.append(tag)
+        if tag == "h2":
+            self.section = dict(attrs).get("id")
+        elif tag == "table":
+            if self.section in self.tables:
+                self.errors.append(f"two tables in section {self.section}")
+            self.tables[self.section] = []
+        elif tag == "tr" and self.section in self.tables:
+            self.row = []
+            self.tables[self.section].append(self.row)
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_startendtag(self, tag, attrs):
+        self.counts[tag] = self.counts.get(tag, 0) + 1
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:]} at {self.getpos()}")
+            return
+        self.stack.pop()
+        if tag in ("td", "th") and self.row is not None and self.cell is not None:
+            self.row.append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+SECTIONS = ["summary", "peak_by_bytes", "peak_by_count", "allocated_by_bytes",
+            "allocated_by_count", "exit_by_bytes", "exit_by_count", "temporary_by_count",
+            "leaks", "histogram"]
+
+
+def html_report(env, cap, top=50):
+    p = subprocess.run([env.tally, "report", cap, "--format", "html", "--top", str(top)],
+                       capture_output=True, timeout=240)
+    if p.returncode != 0:
+        raise Fail(f"tally report --format html {cap}: exit {p.returncode}\n{p.stderr}")
+    text = p.stdout.decode("utf-8")     # fails on bytes that are not UTF-8
+    doc = HtmlReport(text)
+    check(not doc.errors, f"html report not well-formed: {doc.errors[:5]}")
+    check(text.startswith("<!DOCTYPE html>"), "html report: no doctype")
+    check(sorted(doc.tables) == sorted(SECTIONS) and doc.counts.get("table") == len(SECTIONS),
+          f"html report: tables {sorted(doc.tables)}, {doc.counts.get('table')} <table>")
+    check(doc.counts.get("svg") == 1, f"html report: {doc.counts.get('svg')} <svg>")
+    check("http" not in text.lower() and not re.search(r"(src|href)=|@import|url\(", text),
+          "html report names a URL or loads something")
+    return text, doc
+
+
+def body_rows(doc, section):
+    return doc.tables[section][1:]      # the first row is the header
+
+
+def case_html(env):
+    cap, _ = env.run([env.prog("tally_prog_alloc"), "exact"])
+    sizes = [16 + (i % 100) * 8 for i in range(1000)]
+    text, doc = html_report(env, cap)
+    summary = {r[0]: r[1] for r in doc.tables["summary"]}
+    check(summary.get("allocations") == "1000" and summary.get("frees") == "990"
+          and summary.get("peak heap") == str(sum(sizes))
+          and summary.get("at exit") == str(sum(sizes[990:])), f"summary {summary}")
+    check(f'<g id="peak" data-bytes="{sum(sizes)}"' in text, "the chart marks the peak")
+    make, leak = (marker_line(env.src, "prog_alloc.c", m) for m in ("MAKE_LINE", "LEAK_LINE"))
+    rows = body_rows(doc, "allocated_by_count")
+    check(any(r[0] == str(sum(sizes[:990])) and r[1] == "990" and "make_block" in r[2]
+              and f"prog_alloc.c:{make}" in r[2] and "main" in r[2] for r in rows),
+          f"make_block row (bytes, blocks, site with its stack) in {rows}")
+    rows = body_rows(doc, "leaks")
+    check(len(rows) == 1 and rows[0][:2] == [str(sum(sizes[990:])), "10"]
+          and rows[0][2].startswith("leak_block") and f"prog_alloc.c:{leak}" in rows[0][2]
+          and "main" in rows[0][2], f"leak rows {rows}")
+    check(doc.counts.get("details", 0) >= 7 and doc.counts.get("details") == doc.counts["summary"],
+          "each site and leak unfolds to its stack")
+    hist = body_rows(doc, "histogram")
+    check(sum(int(r[1]) for r in hist) == 1000 and sum(int(r[2]) for r in hist) == sum(sizes),
+          f"histogram {hist}")
+    check(text.count('<div style="width:100.0%"></div>') == 1, "one full-width histogram bar")
+    # --top 1 is honoured, and an empty ranking still has its table.
+    _, doc1 = html_report(env, cap, top=1)
+    for sec in SECTIONS[1:8]:
+        check(len(body_rows(doc1, sec)) == 1, f"--top 1: {sec} {doc1.tables[sec]}")
+    check(body_rows(doc1, "temporary_by_count")[0] == ["none"] or "make_block" in
+          body_rows(doc1, "temporary_by_count")[0][2], "temporary table")
+    # A file name with & < > quotes and UTF-8 from a snapshot dump: escaped and intact.
+    dump = os.path.join(env.tmp, "odd.tly")
+    p = subprocess.run([env.prog("tally_prog_dump"), dump, "1", "2", "odd"], capture_output=True,
+                       timeout=60)
+    check(p.returncode == 0, f"prog_dump odd: exit {p.returncode}\n{p.stderr}")
+    text, doc = html_report(env, dump)
+    odd = "dir/x<&>y \"q\" 'a' \u00e9.c"
+    check("x&lt;&amp;&gt;y &quot;q&quot;" in text and "x<&>y" not in text
+          and "\u00e9.c:42" in text, "the odd file name is escaped, its UTF-8 kept")
+    rows = body_rows(doc, "leaks")
+    check(any(r[:2] == ["777", "1"] and r[2].startswith(f"{odd}:42") for r in rows),
+          f"odd leak row {rows}")
+    check("Snapshot dump" in text and doc.tables["summary"][-1][0] == "in the snapshot",
+          "the page says snapshot dump")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")
