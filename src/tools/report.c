@@ -107,8 +107,6 @@ static int build_sites(struct ctx *c)
 
 /* ---- sorting by a chosen figure ------------------------------------------------------ */
 
-static size_t g_field;          /* offset of the double in tallyX_stack_stats to sort on */
-
 static double field_of(const tallyX_stack_stats *s, size_t off)
 {
     double v;
@@ -116,10 +114,13 @@ static double field_of(const tallyX_stack_stats *s, size_t off)
     return v;
 }
 
-static int by_field_desc(const void *x, const void *y)
+/* qsort_r's comparison: arg points to the offset of the double in
+ * tallyX_stack_stats to sort on (no global: glibc's qsort_r passes it). */
+static int by_field_desc(const void *x, const void *y, void *arg)
 {
-    double a = field_of(&((const struct site *)x)->st, g_field);
-    double b = field_of(&((const struct site *)y)->st, g_field);
+    size_t off = *(const size_t *)arg;
+    double a = field_of(&((const struct site *)x)->st, off);
+    double b = field_of(&((const struct site *)y)->st, off);
     return a < b ? 1 : a > b ? -1 : 0;
 }
 
@@ -148,8 +149,7 @@ static size_t ranked(struct ctx *c, size_t off, int stacks, struct site **out)
         if (field_of(&s.st, off) > 0.5)
             r[k++] = s;
     }
-    g_field = off;
-    qsort(r, k, sizeof *r, by_field_desc);
+    qsort_r(r, k, sizeof *r, by_field_desc, &off);
     *out = r;
     return k < c->top ? k : c->top;
 }
