@@ -20,6 +20,7 @@
 #include "trace/capture_format.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,4 +306,20 @@ void tallyX_analysis_free(tallyX_analysis *a)
 {
     free(a->stacks);
     a->stacks = NULL;
+}
+
+int tallyX_load_analyzed(const char *tool, const char *path, tallyX_capture *cap,
+                         tallyX_analysis *a)
+{
+    char err[512];
+    if (tallyX_capture_load(path, cap, err, sizeof err) != 0) {
+        fprintf(stderr, "tally %s: %s\n", tool, err);
+        return -1;
+    }
+    if (tallyX_analyze(cap, a) != 0) {
+        fprintf(stderr, "tally %s: %s: out of memory\n", tool, path);
+        tallyX_capture_free(cap);
+        return -1;
+    }
+    return 0;
 }

@@ -39,6 +39,12 @@ double tallyX_weight(uint64_t sample_mean, uint64_t size);
 int tallyX_analyze(const tallyX_capture *cap, tallyX_analysis *a);
 void tallyX_analysis_free(tallyX_analysis *a);
 
+/* Loads the capture at path and analyses it, the opening of every command that
+ * reads one: 0, or -1 after printing "tally <tool>: <why>" to stderr, with
+ * nothing left to free. */
+int tallyX_load_analyzed(const char *tool, const char *path, tallyX_capture *cap,
+                         tallyX_analysis *a);
+
 /* One replay of the events in sequence order, calling fn after each (ALLOC, FREE,
  * TIME, EXIT) with the live heap in bytes (weighted as above) once it is applied:
  * the memory-over-time curve of `tally plot`.  -1: out of memory. */

@@ -45,7 +45,7 @@ struct side {
     tallyX_sym *sym;
     struct named *keys;         /* sorted by key, unique */
     size_t nkeys;
-    int loaded, analyzed;
+    int loaded;              /* cap and a hold a capture and its analysis */
 };
 
 /* A row of the diff: a key present in A, B or both. */
@@ -314,17 +314,9 @@ static void print_text(FILE *o, const struct side *a, const struct side *b, cons
 
 static int load_side(struct side *s, int whole, int at_peak)
 {
-    char err[512];
-    if (tallyX_capture_load(s->path, &s->cap, err, sizeof err) != 0) {
-        fprintf(stderr, "tally diff: %s\n", err);
+    if (tallyX_load_analyzed("diff", s->path, &s->cap, &s->a) != 0)
         return -1;
-    }
     s->loaded = 1;
-    if (tallyX_analyze(&s->cap, &s->a) != 0) {
-        fprintf(stderr, "tally diff: %s: out of memory\n", s->path);
-        return -1;
-    }
-    s->analyzed = 1;
     s->sym = tallyX_sym_open(&s->cap);
     if (build_keys(s, whole, at_peak) != 0) {
         fprintf(stderr, "tally diff: %s: out of memory\n", s->path);
@@ -340,10 +332,10 @@ static void free_side(struct side *s)
     free(s->keys);
     if (s->sym != NULL)
         tallyX_sym_close(s->sym);
-    if (s->analyzed)
+    if (s->loaded) {
         tallyX_analysis_free(&s->a);
-    if (s->loaded)
         tallyX_capture_free(&s->cap);
+    }
 }
 
 static int usage(void)

@@ -120,17 +120,9 @@ int tallyX_plot_main(int argc, char **argv)
         return 2;
     }
     tallyX_capture cap;
-    char err[512];
-    if (tallyX_capture_load(file, &cap, err, sizeof err) != 0) {
-        fprintf(stderr, "tally plot: %s\n", err);
-        return 1;
-    }
     tallyX_analysis a;
-    if (tallyX_analyze(&cap, &a) != 0) {
-        fprintf(stderr, "tally plot: %s: out of memory\n", file);
-        tallyX_capture_free(&cap);
+    if (tallyX_load_analyzed("plot", file, &cap, &a) != 0)
         return 1;
-    }
     tallyX_plot_in in = { .cap = &cap, .a = &a, .sym = NULL, .title = NULL };
     char *title = tallyX_plot_title(&cap);
     char *flame_path = NULL;

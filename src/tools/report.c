@@ -691,17 +691,9 @@ int tallyX_report_main(int argc, char **argv)
     if (file == NULL)
         return usage();
     tallyX_capture cap;
-    char err[512];
-    if (tallyX_capture_load(file, &cap, err, sizeof err) != 0) {
-        fprintf(stderr, "tally report: %s\n", err);
-        return 1;
-    }
     tallyX_analysis a;
-    if (tallyX_analyze(&cap, &a) != 0) {
-        fprintf(stderr, "tally report: %s: out of memory\n", file);
-        tallyX_capture_free(&cap);
+    if (tallyX_load_analyzed("report", file, &cap, &a) != 0)
         return 1;
-    }
     struct ctx c = { .cap = &cap, .a = &a, .out = stdout, .fmt = fmt, .top = top };
     c.sym = tallyX_sym_open(&cap);
     int rc = 0;
