@@ -327,13 +327,11 @@ bool tallyM_lookup_live(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tall
 void tallyM_drop(tallyM_state *s, const tallyM_ref *ref)
 {
     if (ref->slot != NULL) {
-        ref->slot->site = 0;
-        ref->slot->size = 0;
-        ref->rec->count--;
+        tallyM_slot_clear(s, ref->rec, ref->slot);
     } else {
         large_remove(s, ref->entry);
+        s->ntraces--;
     }
-    s->ntraces--;
 }
 
 void tallyM_set(const tallyM_ref *ref, size_t size, uint32_t site)
@@ -358,14 +356,11 @@ bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size, uint3
         tallyM_slot *slot = r ? rec_slot(r, a) : NULL;
         if (slot == NULL)
             return false;
-        if (slot->site != 0) {
+        if (slot->site != 0) { /* a trace p had already: replaced */
             *replaced = slot->size;
-        } else {
-            r->count++;
-            s->ntraces++;
+            tallyM_slot_clear(s, r, slot);
         }
-        slot->size = (uint32_t)size; /* a small block: below 4 GiB */
-        slot->site = site + 1;
+        tallyM_slot_fill(s, r, slot, size, site);
         return true;
     }
     return large_put(h, s, p, 0, size, site, replaced);

@@ -169,70 +169,38 @@ static void on_alloc(void *arg, void *p, size_t n, const char *file, int line, c
     record(&rt->heap, s, (uintptr_t)p, n, site);
 }
 
-/* alloc for a small block whose pool the heap hands over live: the slot is
- * found from the pool's link to its record, without a search.  The general
- * case; on_alloc_small below takes the common one. */
-static TALLY_NOINLINE void alloc_small_general(tally_rt *rt, tallyH_pool *pool, void *p, size_t n,
-                                               const char *file, int line, const void *caller)
+/* alloc for a small block whose pool the heap hands over live, when
+ * on_alloc_small's common case does not hold: sampling, native stacks, a site
+ * not in the cache, a pool not yet linked to its record, a stale trace. */
+static TALLY_NOINLINE void alloc_small_general(tally_rt *rt, void *p, size_t n, const char *file,
+                                               int line, const void *caller)
 {
     tallyM_state *s = &rt->trace;
     if (!sampled(s, n))
         return; /* a block just handed out has no trace to drop */
-    uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
-    tallyM_pooltrace *r = tallyM_rec_of(&rt->heap, pool);
-    if (r == NULL && site != TALLY_SITE_NONE)
-        r = tallyM_rec_for(&rt->heap, s, pool);
-    if (r == NULL || site == TALLY_SITE_NONE) {
-        record(&rt->heap, s, (uintptr_t)p, n, site); /* counts it untraced */
-        return;
-    }
-    tallyM_slot *slot = tallyM_slot_of(r, pool, (uintptr_t)p);
-    if (slot->site != 0) { /* stale: see record() */
-        sub_current(s, slot->size);
-    } else {
-        r->count++;
-        s->ntraces++;
-        filter_add(s, (uintptr_t)p); /* for the paths that look p up by address */
-    }
-    slot->size = (uint32_t)n; /* a small block: below 4 GiB */
-    slot->site = site + 1;
-    add_current(s, n);
+    record(&rt->heap, s, (uintptr_t)p, n, tallyM_site_of(&rt->heap, s, file, line, caller));
 }
 
 /* The common case of a small allocation: every block traced (no sampling), one
- * frame, a site in the cache, the pool linked to its record and the slot free.
- * It makes no call, so it needs no stack frame; anything else goes to
- * alloc_small_general. */
+ * frame, a site in the cache, the pool linked to its record (the slot is found
+ * in two loads, no search) and the slot free.  It makes no call, so it needs no
+ * stack frame; anything else goes to alloc_small_general. */
 static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, const char *file,
                            int line, const void *caller)
 {
     tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
-    uint32_t site = 0; /* id + 1, as slots keep it */
-    if (s->sample == 0 && s->limit <= 1 && pool->aux != 0) {
-        unsigned k = tallyM_recent_set(file, line);
-        if (s->recent[k].file == file && s->recent[k].line == line)
-            site = s->recent[k].id;
-        else if (s->recent[k | 1].file == file && s->recent[k | 1].line == line)
-            site = s->recent[k | 1].id;
-    }
-    if (site == 0) {
-        alloc_small_general(rt, pool, p, n, file, line, caller);
+    uint32_t site = 0; /* id + 1 */
+    if (s->sample == 0 && s->limit <= 1 && pool->aux != 0)
+        site = tallyM_site_cached(s, file, line);
+    tallyM_pooltrace *r = site != 0 ? tallyM_rec_of(&rt->heap, pool) : NULL;
+    tallyM_slot *slot = r != NULL ? tallyM_slot_of(r, pool, (uintptr_t)p) : NULL;
+    if (slot == NULL || slot->site != 0) {
+        alloc_small_general(rt, p, n, file, line, caller);
         return;
     }
-    tallyM_pooltrace *r = tallyM_rec_of(&rt->heap, pool);
-    tallyM_slot *slot = tallyM_slot_of(r, pool, (uintptr_t)p);
-    if (slot->site != 0) { /* stale: see record() */
-        alloc_small_general(rt, pool, p, n, file, line, caller);
-        return;
-    }
-    r->count++;
-    s->ntraces++;
-    slot->size = (uint32_t)n; /* a small block: below 4 GiB */
-    slot->site = site;
-    s->current += n; /* not sampling: a trace weighs its size */
-    if (s->current > s->peak)
-        s->peak = s->current;
+    tallyM_slot_fill(s, r, slot, n, site - 1);
+    add_current(s, n); /* not sampling: weighs n */
 }
 
 /* free for a small block, called before the heap gives it back. */
@@ -246,16 +214,9 @@ static void on_free_small(void *arg, tallyH_pool *pool, void *p)
     if (slot->site == 0)
         return;
     tallyM_state *s = &rt->trace;
-    if (s->sample != 0) {
-        sub_current(s, slot->size);
-        filter_sub(s, (uintptr_t)p);
-    } else {
-        s->current -= slot->size;
-    }
-    slot->site = 0;
-    slot->size = 0;
-    r->count--;
-    s->ntraces--;
+    sub_current(s, slot->size);
+    filter_sub(s, (uintptr_t)p);
+    tallyM_slot_clear(s, r, slot);
 }
 
 static void on_free(void *arg, void *p)

@@ -160,6 +160,23 @@ TALLY_INLINE tallyM_pooltrace *tallyM_rec_of(const tallyH_heap *h, const tallyH_
 {
     return p->aux ? (tallyM_pooltrace *)tallyH_at(h, p->aux) : NULL;
 }
+/* Fills free slot of record r with a trace of size bytes at site id. */
+TALLY_INLINE void tallyM_slot_fill(tallyM_state *s, tallyM_pooltrace *r, tallyM_slot *slot,
+                                   size_t size, uint32_t site)
+{
+    slot->size = (uint32_t)size; /* a small block: below 4 GiB */
+    slot->site = site + 1;
+    r->count++;
+    s->ntraces++;
+}
+/* Empties slot of record r: its trace goes. */
+TALLY_INLINE void tallyM_slot_clear(tallyM_state *s, tallyM_pooltrace *r, tallyM_slot *slot)
+{
+    slot->site = 0;
+    slot->size = 0;
+    r->count--;
+    s->ntraces--;
+}
 /* The slot of block b of live small pool p in p's record r. */
 TALLY_INLINE tallyM_slot *tallyM_slot_of(tallyM_pooltrace *r, const tallyH_pool *p, uintptr_t b)
 {
@@ -199,17 +216,22 @@ TALLY_INLINE unsigned tallyM_recent_set(const char *file, int line)
  * caller; TALLY_SITE_NONE if the tables could not grow.  With a traceback limit
  * of 1 a site found lately costs a look in the cache (inline); the rest is
  * tallyM_site_miss. */
+/* The id + 1 of (file, line) in the cache of recent sites, or 0 when it is not
+ * there (an empty entry holds id 0, so it never matches). */
+TALLY_INLINE uint32_t tallyM_site_cached(const tallyM_state *s, const char *file, int line)
+{
+    unsigned k = tallyM_recent_set(file, line);
+    if (s->recent[k].file == file && s->recent[k].line == line)
+        return s->recent[k].id;
+    if (s->recent[k | 1].file == file && s->recent[k | 1].line == line)
+        return s->recent[k | 1].id;
+    return 0;
+}
 TALLY_INLINE uint32_t tallyM_site_of(tallyH_heap *h, tallyM_state *s, const char *file, int line,
                                      const void *caller)
 {
-    if (s->limit <= 1) {
-        unsigned k = tallyM_recent_set(file, line);
-        if (s->recent[k].file == file && s->recent[k].line == line && s->recent[k].id != 0)
-            return s->recent[k].id - 1;
-        if (s->recent[k | 1].file == file && s->recent[k | 1].line == line && s->recent[k | 1].id != 0)
-            return s->recent[k | 1].id - 1;
-    }
-    return tallyM_site_miss(h, s, file, line, caller);
+    uint32_t cached = s->limit <= 1 ? tallyM_site_cached(s, file, line) : 0;
+    return cached != 0 ? cached - 1 : tallyM_site_miss(h, s, file, line, caller);
 }
 /* The public view of site id. */
 TALLY_INTERNAL void tallyM_site_get(const tallyM_state *s, uint32_t id, tally_trace_site *out);
