@@ -245,20 +245,12 @@ TALLY_INLINE void *take_small(tallyH_heap *h, tallyH_pool *p)
 
 /* The slow path of every allocation call, where a traced allocation is
  * reported (the fast paths are off while tracing: h->slow).  When tracing is the
- * only reason for the slow path, small blocks still come the fast way. */
+ * only reason for the slow path, small blocks come the fast way instead
+ * (malloc_traced_small). */
 static TALLY_NOINLINE void *malloc_slow(tallyH_heap *h, size_t n, bool zero, const char *file,
                                         int line, const void *caller)
 {
     void *b;
-    size_t m = n - 1;
-    tallyH_pool *p;
-    if (h->slow == TALLY_SLOW_TRACE && m < TALLY_SMALL_MAX && (p = h->classes[m >> 4].avail)) {
-        b = take_small(h, p); /* p stays live: it holds b */
-        if (zero)
-            memset(b, 0, n);
-        h->tracer->alloc_small(h->tracer->arg, p, b, n, file, line, caller);
-        return b;
-    }
     if ((b = malloc_checked(h, n, zero)) == NULL) {
         h->ncalls_uncounted++;
         return NULL;
@@ -282,6 +274,12 @@ static TALLY_NOINLINE void *malloc_traced_small(tallyH_heap *h, size_t n, const 
     return b;
 }
 
+/* Does a request of n bytes (n == 0 wraps) go to malloc_traced_small? */
+TALLY_INLINE bool traced_small(const tallyH_heap *h, size_t n)
+{
+    return n - 1 < TALLY_SMALL_MAX && h->slow == TALLY_SLOW_TRACE;
+}
+
 /* The fast path, a block from the head pool of its class, else the slow path.
  * Shared by the plain and the _at functions: the site arguments are only passed
  * on to the slow path, so the fast path is the same code in both (a leaf that
@@ -294,7 +292,7 @@ TALLY_INLINE void *malloc_at(tallyH_heap *h, size_t n, const char *file, int lin
         tallyH_pool *p = h->classes[m >> 4].avail;
         if (TALLY_LIKELY(p != NULL))
             return take_small(h, p);
-    } else if (m < TALLY_SMALL_MAX && h->slow == TALLY_SLOW_TRACE) {
+    } else if (traced_small(h, n)) {
         return malloc_traced_small(h, n, file, line, caller);
     }
     return malloc_slow(h, n, false, file, line, caller);
@@ -326,6 +324,12 @@ static void *calloc_at(tallyH_heap *h, size_t count, size_t n, const char *file,
         tallyB_error_set(&h->err, TALLY_EOVERFLOW, "calloc of %zu elements of %zu bytes overflows",
                          count, n);
         return NULL;
+    }
+    if (traced_small(h, total)) { /* the hooks do not read the block: zeroed after */
+        void *b = malloc_traced_small(h, total, file, line, caller);
+        if (b != NULL)
+            memset(b, 0, total);
+        return b;
     }
     return malloc_slow(h, total, true, file, line, caller);
 }
@@ -532,14 +536,13 @@ TALLY_INLINE bool free_small(tallyH_heap *h, void *ptr, bool traced)
     return true;
 }
 
-/* While tracing is the only reason for the slow path, small blocks are still
- * released the fast way. */
+/* The slow path of every release, where a traced release is reported.  When
+ * tracing is the only reason for the slow path, small blocks go the fast way
+ * instead (free_traced). */
 static TALLY_NOINLINE void free_slow(tallyH_heap *h, void *ptr)
 {
     if (ptr == NULL)
         return;
-    if (h->slow == TALLY_SLOW_TRACE && free_small(h, ptr, true))
-        return; /* reported by free_small */
     if (!free_checked(h, ptr))
         return;
     if (h->tracer != NULL)
