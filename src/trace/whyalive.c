@@ -180,6 +180,18 @@ static size_t target_of(tally_rt *rt, const refgraph *g, const void *obj)
     return t;
 }
 
+/* The reference graph of the heap in g, and obj's cell in it; SIZE_MAX (with the
+ * error set and nothing left to free) when either cannot be had. */
+static size_t graph_around(tally_rt *rt, void *obj, refgraph *g)
+{
+    if (graph_build(rt, g) != 0)
+        return SIZE_MAX;
+    size_t t = target_of(rt, g, obj);
+    if (t == SIZE_MAX)
+        graph_free(rt, g);
+    return t;
+}
+
 int tally_why_alive(tally_rt *rt, void *obj, FILE *out)
 {
     if (rt == NULL || out == NULL || !tally_is_object(rt, obj)) {
@@ -189,13 +201,9 @@ int tally_why_alive(tally_rt *rt, void *obj, FILE *out)
         return -1;
     }
     refgraph g;
-    if (graph_build(rt, &g) != 0)
+    size_t t = graph_around(rt, obj, &g);
+    if (t == SIZE_MAX)
         return -1;
-    size_t t = target_of(rt, &g, obj);
-    if (t == SIZE_MAX) {
-        graph_free(rt, &g);
-        return -1;
-    }
     const tallyM_cell *cells = g.c.cells;
     if (is_root(&g, t)) {
         fprintf(out, "root: ");
@@ -283,13 +291,9 @@ long tally_trace_graph_dot(tally_rt *rt, void *obj, int depth, FILE *out)
         return -1;
     }
     refgraph g;
-    if (graph_build(rt, &g) != 0)
+    size_t t = graph_around(rt, obj, &g);
+    if (t == SIZE_MAX)
         return -1;
-    size_t t = target_of(rt, &g, obj);
-    if (t == SIZE_MAX) {
-        graph_free(rt, &g);
-        return -1;
-    }
     size_t n = g.c.n;
     uint32_t *dist = tallyH_malloc_quiet(&rt->heap, 3 * n * sizeof *dist);
     if (dist == NULL) {
