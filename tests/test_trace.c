@@ -11,37 +11,10 @@
 #define _GNU_SOURCE
 #include "test_objects.h"
 #include "tally/tally.h"
+#include "test_trace_util.h"
 
 /* Helpers whose frames the stack tests look for must stay functions of their own. */
 #define TALLY_NOINLINE_TEST __attribute__((noinline, noclone))
-
-static size_t cur(tally_rt *rt)
-{
-    size_t c, p;
-    tally_trace_get_traced_memory(rt, &c, &p);
-    return c;
-}
-
-static size_t peak(tally_rt *rt)
-{
-    size_t c, p;
-    tally_trace_get_traced_memory(rt, &c, &p);
-    return p;
-}
-
-/* Every trace of a snapshot summed: must equal current (the table's invariant). */
-static void assert_consistent(tally_rt *rt)
-{
-    tally_trace_snapshot *s = tally_trace_take_snapshot(rt);
-    assert_non_null(s);
-    size_t total;
-    size_t n = tally_trace_snapshot_count(s, &total);
-    tally_trace_stats st;
-    tally_trace_get_stats(rt, &st);
-    assert_int_equal(total, st.current);
-    assert_int_equal(n, st.traces);
-    tally_trace_snapshot_free(s);
-}
 
 static tally_rt *open_traced(int nframes)
 {

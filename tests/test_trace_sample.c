@@ -18,22 +18,9 @@
 
 #include "test_objects.h"
 #include "tally/tally.h"
+#include "test_trace_util.h"
 
 #define SEED 12345u
-
-static size_t cur(tally_rt *rt)
-{
-    size_t c, p;
-    tally_trace_get_traced_memory(rt, &c, &p);
-    return c;
-}
-
-static size_t peak(tally_rt *rt)
-{
-    size_t c, p;
-    tally_trace_get_traced_memory(rt, &c, &p);
-    return p;
-}
 
 static tally_rt *open_sampled(size_t mean)
 {
