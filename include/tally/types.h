@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "tally/object.h"
@@ -303,6 +304,121 @@ TALLY_API void *tally_filter(tally_rt *rt, tally_pred_fn pred, void *arg, void *
 TALLY_API void *tally_zip(tally_rt *rt, size_t n, void *const iterables[]);
 TALLY_API void *tally_enumerate(tally_rt *rt, void *iterable, int64_t start);
 TALLY_API void *tally_take(tally_rt *rt, void *iterable, size_t n);
+
+/* ---- inline fast paths ------------------------------------------------------------ */
+
+/* The hottest calls are inline, as CPython's Py_INCREF and PyList_GET_ITEM are: a
+ * few instructions handle the common case (a small int already made, a list with
+ * room, a list iterator with items left) and anything else calls the exported
+ * function of the same name, which does everything.  The macros below replace the
+ * calls; `(tally_int)(rt, v)`, `&tally_int` or defining TALLY_NO_INLINE before
+ * including reach the exported functions instead.
+ *
+ * They read the layouts below, which are therefore part of the ABI: the first
+ * words of every runtime, the start of a list and of a list iterator, and the type
+ * index built-in objects carry in their header.  Treat them as read-only. */
+typedef struct tally_rt_view {
+    void *const *small_ints; /* immortal small ints by value - small_min; NULL: not made yet */
+    int64_t small_min;
+    uint64_t small_count;
+} tally_rt_view;
+
+typedef struct tally_list_view {
+    size_t size;
+    size_t cap;
+    void **items;
+} tally_list_view;
+
+typedef struct tally_list_iter_view {
+    tally_list_view *seq; /* NULL once exhausted */
+    size_t index;
+} tally_list_iter_view;
+
+/* Type indexes of built-in objects, in the low bits of tally_head.info. */
+#define TALLY_INFO_TYPE_MASK 0xFFFFFu
+#define TALLY_TYPEIX_INT 0u
+#define TALLY_TYPEIX_LIST 3u
+#define TALLY_TYPEIX_LIST_ITER 10u
+
+static inline int tally_typeix_is_(const void *o, unsigned ix)
+{
+    return (TALLY_HEAD(o)->info & TALLY_INFO_TYPE_MASK) == ix;
+}
+
+/* tally_incref when that writes at most the count: false (nothing done) when its
+ * out-of-line half would run, so that the caller's exported function takes over. */
+static inline int tally_incref_quick_(void *o)
+{
+    tally_head *h = TALLY_HEAD(o);
+    uint32_t rc = h->rc;
+    if (__builtin_expect(rc - 1u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) {
+        h->rc = rc + 1u;
+        return 1;
+    }
+    return rc == TALLY_RC_IMMORTAL;
+}
+
+static inline void *tally_int_inline(tally_rt *rt, int64_t value)
+{
+    const tally_rt_view *v = (const tally_rt_view *)(const void *)rt;
+    uint64_t i = (uint64_t)value - (uint64_t)v->small_min;
+    if (i < v->small_count && v->small_ints[i] != NULL)
+        return v->small_ints[i]; /* immortal: the new reference costs nothing */
+    return (tally_int)(rt, value);
+}
+
+static inline int64_t tally_int_value_inline(const void *o)
+{
+    if (o != NULL && tally_typeix_is_(o, TALLY_TYPEIX_INT)) {
+        int64_t x;
+        memcpy(&x, o, sizeof x);
+        return x;
+    }
+    return (tally_int_value)(o);
+}
+
+static inline size_t tally_list_size_inline(const void *l)
+{
+    if (l != NULL && tally_typeix_is_(l, TALLY_TYPEIX_LIST))
+        return ((const tally_list_view *)l)->size;
+    return (tally_list_size)(l);
+}
+
+static inline int tally_list_append_inline(void *l, void *o)
+{
+    if (l != NULL && o != NULL && tally_typeix_is_(l, TALLY_TYPEIX_LIST)) {
+        tally_list_view *v = (tally_list_view *)l;
+        if (v->size < v->cap && tally_incref_quick_(o)) {
+            v->items[v->size++] = o;
+            return 0;
+        }
+    }
+    return (tally_list_append)(l, o);
+}
+
+static inline void *tally_next_inline(void *it)
+{
+    if (it != NULL && tally_typeix_is_(it, TALLY_TYPEIX_LIST_ITER)) {
+        tally_list_iter_view *i = (tally_list_iter_view *)it;
+        tally_list_view *l = i->seq;
+        if (l != NULL && i->index < l->size) {
+            void *x = l->items[i->index];
+            if (tally_incref_quick_(x)) {
+                i->index++;
+                return x;
+            }
+        }
+    }
+    return (tally_next)(it);
+}
+
+#ifndef TALLY_NO_INLINE
+#define tally_int(rt, value) tally_int_inline((rt), (value))
+#define tally_int_value(o) tally_int_value_inline((o))
+#define tally_list_size(l) tally_list_size_inline((l))
+#define tally_list_append(l, o) tally_list_append_inline((l), (o))
+#define tally_next(it) tally_next_inline((it))
+#endif
 
 #ifdef __cplusplus
 }

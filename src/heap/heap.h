@@ -219,6 +219,11 @@ typedef struct tallyH_tracer {
 #define TALLY_SLOW_TRACE 2u
 
 struct tallyH_heap {
+    /* The runtime's public view (tally_rt_view in tally/types.h), which the inline
+     * fast paths of the public headers read at the very start of a runtime: kept by
+     * the layers above (the types layer fills it); the heap never reads it. */
+    uintptr_t view[3];
+
     /* -- hot: read by every fast path -- */
     uint32_t slow;            /* nonzero: all calls take the slow path (TALLY_SLOW_*) */
     uint32_t fixed;           /* fixed-buffer backend */

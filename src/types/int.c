@@ -76,7 +76,7 @@ static void *small_int(tally_rt *rt, int64_t value)
     return *slot; /* immortal: the caller's "new reference" costs nothing */
 }
 
-void *tally_int(tally_rt *rt, int64_t value)
+void *(tally_int)(tally_rt *rt, int64_t value)
 {
     if (value >= TALLY_SMALL_INT_MIN && value <= TALLY_SMALL_INT_MAX)
         return small_int(rt, value);
@@ -88,7 +88,7 @@ int tally_is_int(const void *o)
     return tallyT_is(o, &tally_int_type);
 }
 
-int64_t tally_int_value(const void *o)
+int64_t(tally_int_value)(const void *o)
 {
     /* Not an int: 0, rather than reading a foreign payload. */
     if (!tally_is_int(o))

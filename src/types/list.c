@@ -334,7 +334,7 @@ int tally_is_list(const void *o)
     return tallyT_is(o, &tally_list_type);
 }
 
-size_t tally_list_size(const void *l)
+size_t(tally_list_size)(const void *l)
 {
     const list *lp = as_list(l, "tally_list_size");
     return lp != NULL ? lp->size : 0;
@@ -384,7 +384,7 @@ static TALLY_NOINLINE int append_slow(void *l, void *o)
     return 0;
 }
 
-int tally_list_append(void *l, void *o)
+int(tally_list_append)(void *l, void *o)
 {
     /* The common case in a few instructions and no stack frame: a list with room. */
     if (l != NULL && o != NULL && tallyT_is_bt(l, TALLY_BT_LIST)) {

@@ -35,9 +35,28 @@ const tally_type *const tallyT_builtin[TALLY_BT_COUNT] = {
     [TALLY_BT_TABLE_ITER] = &tallyT_table_iter_type,
 };
 
+/* The public headers' inline fast paths read these layouts and indexes. */
+_Static_assert(sizeof(tally_rt_view) <= sizeof(((tallyH_heap *)0)->view), "the runtime's view fits");
+_Static_assert(offsetof(tallyH_heap, view) == 0, "the runtime's view comes first");
+_Static_assert(TALLY_INFO_TYPE_MASK == TALLY_OF_TYPE_MASK, "type index mask");
+_Static_assert(TALLY_TYPEIX_INT == TALLY_BT_INT && TALLY_TYPEIX_LIST == TALLY_BT_LIST &&
+                   TALLY_TYPEIX_LIST_ITER == TALLY_BT_LIST_ITER,
+               "built-in type indexes");
+_Static_assert(offsetof(tallyT_list, size) == offsetof(tally_list_view, size) &&
+                   offsetof(tallyT_list, cap) == offsetof(tally_list_view, cap) &&
+                   offsetof(tallyT_list, items) == offsetof(tally_list_view, items),
+               "a list starts as tally_list_view");
+_Static_assert(offsetof(tallyT_list_iter, seq) == offsetof(tally_list_iter_view, seq) &&
+                   offsetof(tallyT_list_iter, index) == offsetof(tally_list_iter_view, index),
+               "a list iterator starts as tally_list_iter_view");
+
 int tallyT_init(tally_rt *rt)
 {
     memset(&rt->types, 0, sizeof rt->types);
+    /* By memcpy: the runtime's memory has no declared type, and this gives the
+     * view's words the types the inline readers use. */
+    tally_rt_view view = {rt->types.small_ints, TALLY_SMALL_INT_MIN, TALLY_SMALL_INT_COUNT};
+    memcpy(rt->heap.view, &view, sizeof view);
     for (int i = 0; i < TALLY_BT_COUNT; i++) { /* first registered: index i */
         const tallyO_typeinfo *ti = tallyO_type_lookup(rt, tallyT_builtin[i]);
         if (ti == NULL)
@@ -263,7 +282,7 @@ static TALLY_NOINLINE void *incref_slow(void *x)
     return x;
 }
 
-void *tally_next(void *it)
+void *(tally_next)(void *it)
 {
     /* The commonest loop, over a list, inline and without a stack frame. */
     if (it != NULL && tallyT_is_bt(it, TALLY_BT_LIST_ITER)) {
