@@ -12,11 +12,22 @@
  * limit, leaving the old block intact and nothing leaked; and a fixed-buffer heap
  * unaffected.  Under Valgrind huge blocks are copied (heap.c): expectations about
  * remapping are checked only outside it.
+ *
+ * Huge pages (tally_config.huge_pages): by default a huge block's mapping, read
+ * back from /proc/self/smaps, starts on 2 MiB, spans whole 2 MiB stretches and
+ * carries the kernel's MADV_HUGEPAGE flag ("hg"), also after growing in place and
+ * after moving; off (the setting, TALLY_HUGE_PAGES=0, or a max_bytes cap on the
+ * default setting) it is not advised.  Growth inside the last stretch stays in
+ * place.
  */
 #define _GNU_SOURCE
 #include "test_util.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- a backend that counts mappings and remaps --------------------------------- */
 
@@ -514,6 +525,130 @@ static void test_limit(void **state)
 
 static _Alignas(65536) unsigned char g_buf[6 * 1024 * 1024];
 
+/* ---- huge pages ---------------------------------------------------------------------- */
+
+typedef struct mapping_info {
+    uintptr_t lo, hi;
+    int advised; /* VmFlags has "hg" */
+} mapping_info;
+
+/* The mapping of /proc/self/smaps that contains p: true if found. */
+static bool find_mapping(const void *p, mapping_info *m)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool inside = false, found = false;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            if (found)
+                break;
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            if (inside) {
+                m->lo = lo;
+                m->hi = hi;
+                m->advised = 0;
+            }
+        } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            m->advised = strstr(line, " hg") != NULL;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* A kernel built without transparent huge pages refuses the advice (EINVAL). */
+static bool kernel_has_thp(void)
+{
+    return access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) == 0;
+}
+
+static void expect_huge_pages(const void *p, bool on)
+{
+    mapping_info m;
+    assert_true(find_mapping(p, &m));
+    assert_int_equal(m.advised, on && kernel_has_thp());
+    if (on) {
+        assert_int_equal(m.lo % (2 * MiB), 0);
+        assert_int_equal((m.hi - m.lo) % (2 * MiB), 0);
+    }
+}
+
+static tally_rt *open_thp(int setting, size_t max_bytes)
+{
+    tally_config cfg;
+    tally_config_init(&cfg);
+    cfg.huge_pages = setting;
+    cfg.max_bytes = max_bytes;
+    tally_rt *rt = tally_open(&cfg);
+    assert_non_null(rt);
+    return rt;
+}
+
+static void test_huge_pages_by_default(void **state)
+{
+    (void)state;
+    if (!remapping())
+        skip();
+    tally_rt *rt = open_thp(TALLY_HUGE_PAGES_AUTO, 0);
+    uint8_t *p = tally_malloc(rt, 3 * MiB);
+    assert_non_null(p);
+    fill_pattern(p, 3 * MiB, 41);
+    expect_huge_pages(p, true);
+    /* Inside the last 2 MiB stretch: the same block, nothing remapped. */
+    struct tally_heap_stats before = get_stats(rt);
+    uint8_t *q = tally_realloc(rt, p, 3 * MiB + 512 * KiB);
+    assert_ptr_equal(q, p);
+    assert_int_equal(get_stats(rt).backend_requests, before.backend_requests);
+    expect_huge_pages(q, true);
+    /* Across stretches, in place or moved: still advised, contents kept. */
+    for (size_t n = 5 * MiB; n <= 21 * MiB; n += 4 * MiB) {
+        q = tally_realloc(rt, q, n);
+        assert_non_null(q);
+        assert_int_equal(check_pattern(q, 3 * MiB, 41), 3 * MiB);
+        expect_huge_pages(q, true);
+        memset(q + n - 4096, 7, 4096);
+    }
+    /* A block just over an arena is huge and advised too; arenas are not. */
+    uint8_t *r = tally_malloc(rt, 1 * MiB + 1);
+    assert_non_null(r);
+    expect_huge_pages(r, true);
+    uint8_t *small = tally_malloc(rt, 64 * KiB);
+    expect_huge_pages(small, false);
+    tally_free(rt, small);
+    tally_free(rt, r);
+    tally_free(rt, q);
+    assert_int_equal(tally_heap_check(rt), 0);
+    tally_close(rt);
+}
+
+static void test_huge_pages_off(void **state)
+{
+    (void)state;
+    if (!remapping())
+        skip();
+    tally_rt *off = open_thp(TALLY_HUGE_PAGES_OFF, 0);
+    tally_rt *capped = open_thp(TALLY_HUGE_PAGES_AUTO, 256 * MiB);
+    tally_rt *forced = open_thp(TALLY_HUGE_PAGES_ON, 256 * MiB);
+    setenv("TALLY_HUGE_PAGES", "0", 1);
+    tally_rt *env = open_thp(TALLY_HUGE_PAGES_AUTO, 0);
+    unsetenv("TALLY_HUGE_PAGES");
+    tally_rt *rts[] = {off, capped, forced, env};
+    for (int i = 0; i < 4; i++) {
+        uint8_t *p = tally_malloc(rts[i], 3 * MiB);
+        assert_non_null(p);
+        expect_huge_pages(p, rts[i] == forced);
+        p = tally_realloc(rts[i], p, 7 * MiB);
+        assert_non_null(p);
+        expect_huge_pages(p, rts[i] == forced);
+        tally_free(rts[i], p);
+        tally_close(rts[i]);
+    }
+}
+
 static void test_fixed_heap_unaffected(void **state)
 {
     (void)state;
@@ -555,6 +690,8 @@ int main(void)
         cmocka_unit_test(test_injected_failures_keep_block),
         cmocka_unit_test(test_injected_single_failure_falls_back),
         cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_huge_pages_by_default),
+        cmocka_unit_test(test_huge_pages_off),
         cmocka_unit_test(test_fixed_heap_unaffected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

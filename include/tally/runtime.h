@@ -129,7 +129,21 @@ typedef struct tally_config {
      * to stderr before the heap goes.  Also set by the environment variable
      * TALLY_LEAKS=1. */
     int report_leaks;
+
+    /* OS backend: huge blocks (over 1 MiB) are mapped in whole 2 MiB stretches
+     * with transparent huge pages (MADV_HUGEPAGE), which the kernel fills with one
+     * fault per 2 MiB instead of 512.  A touched stretch is then resident whole, so
+     * a huge block may hold up to 2 MiB more resident memory than its size.
+     * TALLY_HUGE_PAGES_AUTO (0, the default): on, unless max_bytes is set (a cap
+     * wants resident memory to follow the heap's own count); TALLY_HUGE_PAGES_ON:
+     * on; TALLY_HUGE_PAGES_OFF: never (also set by the environment variable
+     * TALLY_HUGE_PAGES=0). */
+    int huge_pages;
 } tally_config;
+
+#define TALLY_HUGE_PAGES_AUTO 0
+#define TALLY_HUGE_PAGES_ON 1
+#define TALLY_HUGE_PAGES_OFF (-1)
 
 /* Smallest fixed buffer tally_open accepts (a few pools plus the runtime itself). */
 TALLY_API size_t tally_fixed_min(void);

@@ -15,6 +15,19 @@
  * it tries the move, so a failed move maps the target again (without replacing
  * anything another thread might have put there meanwhile) to keep the contract:
  * on failure nothing changed.
+ *
+ * Transparent huge pages.  A mapping of TALLY_THP_MIN bytes or more (only huge
+ * blocks are that big) is aligned to 2 MiB and advised MADV_HUGEPAGE, and so is
+ * one that a remap makes that big (a move keeps the old mapping's advice, not the
+ * target's).  The kernel then fills each untouched, fully covered 2 MiB stretch
+ * with one huge page on first touch: in this project's VM, writing 8 MiB that way
+ * takes about 0.8 ms against 3.8 ms in 2,048 faults of 4 KiB pages.  The price is
+ * that a touched stretch is resident whole, at most 2 MiB (less one page) per
+ * block, and only for blocks of 2 MiB or more: at most the block's own size.
+ * Memory that was already touched keeps its small pages.  With the kernel's
+ * setting at "never" the advice does nothing; tally_config.huge_pages =
+ * TALLY_HUGE_PAGES_OFF (or TALLY_HUGE_PAGES=0 in the environment) picks the
+ * backend without it.
  */
 #define _GNU_SOURCE
 #include "heap/heap.h"
@@ -28,13 +41,50 @@ size_t tallyH_page_size(void)
     return ps > 0 ? (size_t)ps : 4096;
 }
 
+#define THP_SIZE ((size_t)2 << 20)
+
+/* The backend's ctx: whether to use huge pages. */
+typedef struct os_policy {
+    bool huge_pages;
+} os_policy;
+
+static bool wants_thp(const void *ctx, size_t size)
+{
+    const os_policy *pol = ctx;
+    return pol->huge_pages && size > TALLY_THP_MIN;
+}
+
+/* What a request of size bytes really maps: whole pages, and whole 2 MiB stretches
+ * when it gets huge pages.  A function of the size alone, so that unmap and remap,
+ * which are given the size the heap asked for, find the same mapping. */
+static size_t mapped_size(const void *ctx, size_t size)
+{
+    size = TALLY_ALIGN_UP(size, tallyH_page_size());
+    return wants_thp(ctx, size) ? TALLY_ALIGN_UP(size, THP_SIZE) : size;
+}
+
+/* Advises huge pages for the whole mapping [addr, addr + size) (2 MiB-aligned, a
+ * whole number of 2 MiB).  Advising a part would split the mapping, and mremap
+ * refuses (EFAULT) a range that spans two. */
+static void advise_thp(void *addr, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    madvise(addr, size, MADV_HUGEPAGE); /* advice: a failure changes nothing */
+#else
+    (void)addr;
+    (void)size;
+#endif
+}
+
 static void *os_map(void *ctx, size_t size, size_t align)
 {
-    (void)ctx;
+    bool thp = wants_thp(ctx, size);
+    if (thp && align < THP_SIZE)
+        align = THP_SIZE;
     size_t page = tallyH_page_size();
     if (align < page)
         align = page;
-    size = TALLY_ALIGN_UP(size, page);
+    size = mapped_size(ctx, size);
     if (size + align < size)
         return NULL;
     void *raw = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
@@ -48,13 +98,14 @@ static void *os_map(void *ctx, size_t size, size_t align)
     uintptr_t end = start + size + align;
     if (end > aligned + size)
         munmap((void *)(aligned + size), end - (aligned + size));
+    if (thp)
+        advise_thp((void *)aligned, size);
     return (void *)aligned;
 }
 
 static void os_unmap(void *ctx, void *addr, size_t size)
 {
-    (void)ctx;
-    munmap(addr, TALLY_ALIGN_UP(size, tallyH_page_size()));
+    munmap(addr, mapped_size(ctx, size));
 }
 
 static void os_purge(void *ctx, void *addr, size_t size)
@@ -73,27 +124,41 @@ static void os_restore_target(void *target, size_t size)
         munmap(m, size);
 }
 
+/* A resize within the same mapped size costs no system call: a block growing by
+ * small steps inside its last 2 MiB stretch only moves its end. */
 static int os_remap(void *ctx, void *old, size_t old_size, size_t new_size, void *target)
 {
-    (void)ctx;
-    size_t page = tallyH_page_size();
-    old_size = TALLY_ALIGN_UP(old_size, page);
-    new_size = TALLY_ALIGN_UP(new_size, page);
-    if (target == NULL)
-        return mremap(old, old_size, new_size, 0) == MAP_FAILED ? -1 : 0;
-    if (mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) != MAP_FAILED)
-        return 0;
-    os_restore_target(target, new_size);
-    return -1;
+    old_size = mapped_size(ctx, old_size);
+    new_size = mapped_size(ctx, new_size);
+    if (target == NULL) {
+        if (new_size != old_size && mremap(old, old_size, new_size, 0) == MAP_FAILED)
+            return -1;
+    } else if (mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED) {
+        os_restore_target(target, new_size);
+        return -1;
+    }
+    if (wants_thp(ctx, new_size) && (target != NULL || !wants_thp(ctx, old_size)))
+        advise_thp(target ? target : old, new_size); /* a move keeps the old advice */
+    return 0;
 }
 #define OS_REMAP os_remap
 #else
 #define OS_REMAP NULL
 #endif
 
-static const tally_backend os_backend = {os_map, os_unmap, os_purge, NULL, OS_REMAP};
+static const os_policy small_pages = {false}, huge_pages = {true};
+static const tally_backend os_backend = {os_map, os_unmap, os_purge, (void *)&small_pages, OS_REMAP};
+static const tally_backend os_backend_thp = {os_map, os_unmap, os_purge, (void *)&huge_pages,
+                                             OS_REMAP};
 
-const tally_backend *tallyH_backend_os(void)
+bool tallyH_wants_huge_pages(const tally_config *cfg)
 {
-    return &os_backend;
+    if (cfg->huge_pages == TALLY_HUGE_PAGES_AUTO)
+        return cfg->max_bytes == 0;
+    return cfg->huge_pages == TALLY_HUGE_PAGES_ON;
+}
+
+const tally_backend *tallyH_backend_os(bool huge)
+{
+    return huge ? &os_backend_thp : &os_backend;
 }

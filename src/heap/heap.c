@@ -897,7 +897,7 @@ int tallyH_init(tallyH_heap *h, const tally_config *cfg)
     h->debug = cfg->debug;
     h->limit = cfg->memory ? 0 : cfg->max_bytes;
     h->retain = cfg->retain_arenas ? cfg->retain_arenas : 2;
-    h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os();
+    h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os(tallyH_wants_huge_pages(cfg));
     h->on_valgrind = TALLY_ON_VALGRIND();
     h->last_pool = TALLY_NO_POOL;
     tallyH_slots_init(h, NULL, 0);

@@ -405,7 +405,14 @@ TALLY_INTERNAL void tallyH_owner_fixed(tallyH_heap *h, uint64_t *map, uintptr_t 
 TALLY_INTERNAL size_t tallyH_owner_fixed_words(size_t size);
 
 /* ---- backend_os.c -------------------------------------------------------------- */
-TALLY_INTERNAL const tally_backend *tallyH_backend_os(void);
+/* The OS backend; with `huge`, mappings of more than TALLY_THP_MIN bytes (the huge
+ * blocks) are whole 2 MiB stretches with transparent huge pages (backend_os.c). */
+#ifndef TALLY_THP_MIN
+#define TALLY_THP_MIN TALLY_ARENA_SIZE
+#endif
+TALLY_INTERNAL const tally_backend *tallyH_backend_os(bool huge);
+/* Whether cfg asks for huge pages from the OS backend (tally_config.huge_pages). */
+TALLY_INTERNAL bool tallyH_wants_huge_pages(const tally_config *cfg);
 TALLY_INTERNAL size_t tallyH_page_size(void);
 
 /* ---- heap.c -------------------------------------------------------------------- */

@@ -57,6 +57,15 @@ static int leaks_from_env(int wanted)
     return 1;
 }
 
+/* TALLY_HUGE_PAGES=0 turns the OS backend's huge pages off, as huge_pages does. */
+static int huge_pages_from_env(int setting)
+{
+    const char *env = getenv("TALLY_HUGE_PAGES");
+    if (env == NULL || env[0] != '0' || env[1] != '\0')
+        return setting;
+    return TALLY_HUGE_PAGES_OFF;
+}
+
 /* The layers above the heap.  Nothing here allocates: the collector takes a
  * handle slot (the heap always has one at this point), the built-in types take
  * the first entries of the type table, which live in the runtime. */
@@ -72,7 +81,8 @@ static void layers_init(tally_rt *rt)
 
 static tally_rt *open_hosted(const tally_config *cfg)
 {
-    const tally_backend *be = cfg->backend ? cfg->backend : tallyH_backend_os();
+    const tally_backend *be =
+        cfg->backend ? cfg->backend : tallyH_backend_os(tallyH_wants_huge_pages(cfg));
     if (be->map == NULL || be->unmap == NULL)
         return open_failed(cfg, EINVAL, "tally_open: the backend needs map and unmap functions");
     size_t head = TALLY_ALIGN_UP(sizeof(struct tally_rt), 4096);
@@ -128,6 +138,7 @@ tally_rt *tally_open(const tally_config *cfg_in)
         tally_config_init(&cfg);
     cfg.debug = debug_from_env(cfg.debug);
     cfg.report_leaks = leaks_from_env(cfg.report_leaks);
+    cfg.huge_pages = huge_pages_from_env(cfg.huge_pages);
     if (cfg.debug < TALLY_DEBUG_OFF || cfg.debug > TALLY_DEBUG_FULL)
         return open_failed(&cfg, EINVAL, "tally_open: debug level must be 0, 1 or 2");
     if (cfg.memory == NULL && cfg.memory_size != 0)
