@@ -12,7 +12,8 @@
  * separator, of no items, with a non-str item or separator; join over an
  * iterator of this file's own type (many items, an item that is not a str, an
  * iterator that fails) and over a list; interning (one object per value, surviving the
- * original's release, growth of the table keeping every entry); a size of
+ * original's release, growth of the table keeping every entry, a finalizer that
+ * interns the same text while tally_str_intern_c allocates in a full heap); a size of
  * SIZE_MAX refused without a crash.
  * Failures: an allocation failure injected at every allocation of a scenario that
  * uses all of the above, in release and debug mode: each failure gives NULL with
@@ -880,6 +881,87 @@ static void test_intern_growth_failure(void **state)
     tally_close(rt);
 }
 
+/* ---- interning while a collection's finalizers intern ------------------------------ */
+
+/* A ring node whose finalizer interns g_held: user code that runs inside the
+ * allocation of tally_str_intern_c, when the heap is full and collects. */
+typedef struct ring {
+    struct ring *next;
+} ring;
+
+static void *g_held;
+static int g_finalized;
+
+static void ring_traverse(void *self, tally_visit_fn visit, void *arg)
+{
+    ring *r = self;
+    if (r->next != NULL)
+        visit(r->next, arg);
+}
+
+static void ring_clear(void *self)
+{
+    tally_setref(&((ring *)self)->next, NULL);
+}
+
+static void ring_finalize(void *self)
+{
+    (void)self;
+    if (g_finalized++ == 0)
+        assert_ptr_equal(tally_str_intern(g_held), g_held);
+}
+
+static const tally_type RING = {
+    .name = "ring",
+    .size = sizeof(ring),
+    .flags = TALLY_TYPE_CONTAINER,
+    .traverse = ring_traverse,
+    .clear = ring_clear,
+    .finalize = ring_finalize,
+};
+
+static _Alignas(65536) unsigned char g_fullbuf[2 * 1024 * 1024];
+
+/* tally_str_intern_c found no entry, then its allocation ran a collection whose
+ * finalizer interned the same text: the result is that str, not a second one
+ * written over (or beside) it. */
+static void test_intern_c_while_finalizer_interns(void **state)
+{
+    (void)state;
+    const char *text = "the same text, interned by a finalizer meanwhile";
+    tally_rt *rt = open_fixed(g_fullbuf, sizeof g_fullbuf, NULL, 0);
+    assert_non_null(tally_str_intern_c(rt, "warm")); /* the table exists, with room */
+    g_held = tally_str(rt, text);
+    g_finalized = 0;
+    assert_non_null(g_held);
+    /* Fill the heap with a ring (alive), then with strs of the text's size class. */
+    ring *first = tally_new(rt, &RING), *prev = first, *x;
+    assert_non_null(first);
+    while ((x = tally_new(rt, &RING)) != NULL) {
+        prev->next = x;
+        prev = x;
+    }
+    prev->next = first;
+    tally_incref(first);
+    void **fill = malloc(100000 * sizeof *fill);
+    size_t nfill = 0;
+    while (nfill < 100000 && (fill[nfill] = tally_str(rt, text)) != NULL)
+        nfill++;
+    assert_true(nfill < 100000);
+    assert_int_equal(g_finalized, 0);
+    tally_decref(first); /* the ring is garbage, not yet collected */
+    tally_clear_error(rt);
+    void *r = tally_str_intern_c(rt, text);
+    assert_true(g_finalized > 0);
+    assert_ptr_equal(r, g_held);
+    assert_ptr_equal(tally_str_intern_c(rt, text), g_held);
+    for (size_t i = 0; i < nfill; i++)
+        tally_decref(fill[i]);
+    free(fill);
+    assert_int_equal(tally_heap_check(rt), 0);
+    tally_close(rt);
+}
+
 int main(void)
 {
     unsetenv("TALLY_DEBUG");
@@ -902,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_fault_every_allocation_release),
         cmocka_unit_test(test_fault_every_allocation_debug),
         cmocka_unit_test(test_intern_growth_failure),
+        cmocka_unit_test(test_intern_c_while_finalizer_interns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -581,12 +581,24 @@ void *tally_str_intern_c(tally_rt *rt, const char *utf8)
     uint64_t *slot = intern_slot(rt, hash, utf8, nbytes);
     if (slot != NULL && *slot != 0)
         return intern_str(rt, *slot);
+    const uint64_t *table = st->interned;
+    size_t used = st->interned_used;
     str_obj *s = str_alloc(rt, nbytes);
     if (s == NULL)
         return NULL;
     memcpy(s->data, utf8, nbytes);
     s->nchars = nchars;
     s->hash = hash; /* what str_seal would compute again */
+    /* The empty slot found above still is, unless the allocation ran user code
+     * that interned (a collection's finalizers): then, and when the table must
+     * grow, the general path probes again. */
+    if (slot != NULL && st->interned == table && st->interned_used == used &&
+        (used + 1) * 2 <= st->interned_cap) {
+        tally_immortalize(s);
+        *slot = intern_word(s);
+        rt->types.interned_used++;
+        return s;
+    }
     void *t = tally_str_intern(s);
     tally_decref(s); /* a no-op when s became the interned str; frees it on failure */
     return t;
