@@ -24,74 +24,10 @@
  */
 #include <string.h>
 
+#include "heap/bitmap.h"
 #include "heap/heap.h"
 
-/* ---- bitmaps ------------------------------------------------------------------- */
-
-#define NONE UINT32_MAX
-
-/* First set bit at or after i, or NONE. */
-static uint32_t next_set(const uint64_t *map, uint32_t nbits, uint32_t i)
-{
-    if (i >= nbits)
-        return NONE;
-    uint32_t w = i >> 6, nwords = (nbits + 63) >> 6;
-    uint64_t bits = map[w] & (~(uint64_t)0 << (i & 63));
-    while (bits == 0) {
-        if (++w >= nwords)
-            return NONE;
-        bits = map[w];
-    }
-    uint32_t r = (w << 6) + (uint32_t)__builtin_ctzll(bits);
-    return r < nbits ? r : NONE;
-}
-
-/* First clear bit at or after i, or nbits. */
-static uint32_t next_clear(const uint64_t *map, uint32_t nbits, uint32_t i)
-{
-    if (i >= nbits)
-        return nbits;
-    uint32_t w = i >> 6, nwords = (nbits + 63) >> 6;
-    uint64_t bits = ~map[w] & (~(uint64_t)0 << (i & 63));
-    while (bits == 0) {
-        if (++w >= nwords)
-            return nbits;
-        bits = ~map[w];
-    }
-    uint32_t r = (w << 6) + (uint32_t)__builtin_ctzll(bits);
-    return r < nbits ? r : nbits;
-}
-
-/* Start of the first run of n set bits, or NONE (first fit). */
-static uint32_t find_run(const uint64_t *map, uint32_t nbits, uint32_t n)
-{
-    uint32_t i = 0;
-    for (;;) {
-        i = next_set(map, nbits, i);
-        if (i == NONE || i + n > nbits)
-            return NONE;
-        uint32_t j = next_clear(map, nbits, i);
-        if (j - i >= n)
-            return i;
-        i = j;
-    }
-}
-
-static void bits_set(uint64_t *map, uint32_t i, uint32_t n, bool on)
-{
-    for (uint32_t k = i; k < i + n; k++) {
-        uint64_t bit = (uint64_t)1 << (k & 63);
-        if (on)
-            map[k >> 6] |= bit;
-        else
-            map[k >> 6] &= ~bit;
-    }
-}
-
-static bool bit_get(const uint64_t *map, uint32_t i)
-{
-    return (map[i >> 6] >> (i & 63)) & 1;
-}
+#define NONE TALLY_BIT_NONE /* the bitmap helpers are in bitmap.h */
 
 /* ---- lists --------------------------------------------------------------------- */
 
@@ -395,14 +331,14 @@ static uint8_t *run_take(tallyH_heap *h, tallyH_region *r, uint32_t i, uint32_t 
 {
     if (r->nfree == r->npools && r->kind == TALLY_REGION_ARENA)
         h->nempty--;
-    bits_set(r->freemap, i, n, false);
+    tallyH_bits_set(r->freemap, i, n, false);
     r->nfree -= n;
     if (r->nfree == 0)
         avail_unlink(h, r);
     for (uint32_t k = i; k < i + n; k++) {
-        if (!bit_get(r->dirtymap, k))
+        if (!tallyH_bit_get(r->dirtymap, k))
             continue;
-        bits_set(r->dirtymap, k, 1, false);
+        tallyH_bits_set(r->dirtymap, k, 1, false);
         uint8_t *unit = r->base + ((size_t)k << TALLY_POOL_SHIFT);
         tallyB_anno_access(unit, sizeof(uintptr_t));
         *(uintptr_t *)unit = 0;
@@ -420,8 +356,8 @@ uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
     for (tallyH_region *r = h->avail; r; r = r->anext) {
         if (r->nfree < n)
             continue;
-        uint32_t i = n == 1 ? next_set(r->freemap, r->npools, 0)
-                            : find_run(r->freemap, r->npools, n);
+        uint32_t i = n == 1 ? tallyH_next_set(r->freemap, r->npools, 0)
+                            : tallyH_find_run(r->freemap, r->npools, n);
         if (i != NONE) {
             *out = r;
             if (h->fixed)
@@ -449,8 +385,8 @@ void tallyH_units_free(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32_t
 {
     uint32_t i = (uint32_t)((size_t)(unit - r->base) >> TALLY_POOL_SHIFT);
     bool was_full = r->nfree == 0;
-    bits_set(r->freemap, i, n, true);
-    bits_set(r->dirtymap, i, n, true);
+    tallyH_bits_set(r->freemap, i, n, true);
+    tallyH_bits_set(r->dirtymap, i, n, true);
     r->nfree += n;
     if (was_full)
         avail_push_head(h, r);
@@ -464,7 +400,7 @@ bool tallyH_units_extend(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32
     uint32_t i = (uint32_t)((size_t)(unit - r->base) >> TALLY_POOL_SHIFT);
     if (i + want > r->npools)
         return false;
-    if (next_clear(r->freemap, r->npools, i + have) < i + want)
+    if (tallyH_next_clear(r->freemap, r->npools, i + have) < i + want)
         return false;
     run_take(h, r, i + have, want - have);
     return true;
@@ -473,7 +409,7 @@ bool tallyH_units_extend(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32
 bool tallyH_region_pool_free(const tallyH_region *r, const uint8_t *unit)
 {
     uint32_t i = (uint32_t)((size_t)(unit - r->base) >> TALLY_POOL_SHIFT);
-    return bit_get(r->freemap, i);
+    return tallyH_bit_get(r->freemap, i);
 }
 
 /* ---- the fixed buffer ------------------------------------------------------------ */
@@ -511,9 +447,9 @@ tallyH_region *tallyH_region_fixed_init(tallyH_heap *h, uint8_t *mem, size_t siz
     r->freemap = (uint64_t *)maps;
     r->dirtymap = r->freemap + words;
     memset(r->freemap, 0, 2 * words * sizeof(uint64_t));
-    bits_set(r->freemap, 0, r->npools, true);
+    tallyH_bits_set(r->freemap, 0, r->npools, true);
     /* The caller's buffer holds arbitrary bytes: every pool starts dirty. */
-    bits_set(r->dirtymap, 0, r->npools, true);
+    tallyH_bits_set(r->dirtymap, 0, r->npools, true);
     if (table_bytes)
         tallyH_slots_init(h, (uint8_t **)table, (uint32_t)nslots);
     size_t nchunks = ((npools << TALLY_POOL_SHIFT) + TALLY_ARENA_SIZE - 1) >> TALLY_ARENA_SHIFT;
@@ -539,11 +475,11 @@ static size_t region_purge(tallyH_heap *h, tallyH_region *r)
         return 0;
     size_t bytes = 0;
     uint32_t i = 0;
-    while ((i = next_set(r->dirtymap, r->npools, i)) != NONE) {
-        uint32_t j = next_clear(r->dirtymap, r->npools, i);
+    while ((i = tallyH_next_set(r->dirtymap, r->npools, i)) != NONE) {
+        uint32_t j = tallyH_next_clear(r->dirtymap, r->npools, i);
         size_t len = (size_t)(j - i) << TALLY_POOL_SHIFT;
         h->backend.purge(h->backend.ctx, r->base + ((size_t)i << TALLY_POOL_SHIFT), len);
-        bits_set(r->dirtymap, i, j - i, false);
+        tallyH_bits_set(r->dirtymap, i, j - i, false);
         bytes += len;
         i = j;
     }
