@@ -105,6 +105,13 @@ struct tally_heap_stats {
     int fixed;                  /* 1 for the fixed-buffer backend */
     int nclasses;               /* valid entries in classes[] */
     tally_class_stats classes[TALLY_MAX_CLASSES];
+    /* Containers' buffers between the largest class and half an arena are medium
+     * blocks, of 256-byte units in arenas of their own (counted in arenas and
+     * in blocks_in_use, not in large_blocks or pools). */
+    size_t medium_blocks;       /* live medium blocks */
+    size_t medium_bytes;        /* their usable bytes */
+    size_t medium_free;         /* free bytes in medium arenas */
+    size_t medium_arenas;       /* medium arenas mapped */
 };
 
 /* Fills *out.  Returns 0, or -1 with TALLY_EINVAL for NULL arguments. */

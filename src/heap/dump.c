@@ -7,6 +7,8 @@
  *   .  free pool            0-9  small pool, that many tenths of its blocks used
  *   #  full small pool      L    first pool of a large block, = the rest of it
  *   !  a pool whose header is damaged (run tally_heap_check for details)
+ *
+ * then a line per huge block and per medium arena (containers' buffers).
  */
 #include <string.h>
 
@@ -93,6 +95,9 @@ void tally_heap_dump(tally_rt *rt, FILE *out)
         fprintf(out, "  arenas:     %12zu mapped (peak %zu), %zu empty kept for reuse\n", s.arenas,
                 s.arenas_peak, s.arenas_cached);
     fprintf(out, "  large:      %12zu blocks, %zu bytes\n", s.large_blocks, s.large_bytes);
+    if (s.medium_arenas)
+        fprintf(out, "  medium:     %12zu blocks, %zu bytes, %zu bytes free in %zu arenas\n",
+                s.medium_blocks, s.medium_bytes, s.medium_free, s.medium_arenas);
     fprintf(out, "  calls:      %12llu allocations, %llu frees, %llu backend requests, "
                  "%llu releases\n", s.allocs, s.frees, s.backend_requests, s.backend_releases);
     fprintf(out, "  errors:     %12llu detected\n", s.errors_detected);
@@ -102,4 +107,5 @@ void tally_heap_dump(tally_rt *rt, FILE *out)
         dump_region_map(h, r, out);
     for (const tallyH_pool *p = h->huge; p; p = p->next)
         fprintf(out, "  %p huge block of %zu bytes\n", (const void *)p->data, p->lsize);
+    tallyH_medium_dump(h, out);
 }

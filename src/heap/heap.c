@@ -23,6 +23,10 @@
  * remap(), under Valgrind, in debug mode, and between large and huge sizes,
  * blocks move by copying.
  *
+ * Containers' buffers of the sizes between are "medium" blocks instead, of
+ * 256-byte units (medium.c, through the tallyH_buf_* calls): tally_malloc never
+ * hands one out, and the slow paths of tally_free and tally_realloc refuse one.
+ *
  * When memory runs out, the heap releases the empty pools classes keep, flushes
  * the debug quarantine, unmaps cached empty arenas, calls the exhaustion hook (the
  * collector's), and retries once before failing with the error set and the heap
@@ -157,8 +161,7 @@ static uint8_t *alloc_once(tallyH_heap *h, size_t n)
     return p->nfree == 0 ? tallyH_pool_filled(h, p, b) : b;
 }
 
-/* Frees what can be freed without losing anything; true if a retry may succeed. */
-static bool relieve(tallyH_heap *h, size_t n)
+bool tallyH_relieve(tallyH_heap *h, size_t n)
 {
     bool any = tallyH_pools_release_empty(h) > 0;
     if (tallyH_quarantine_flush(h))
@@ -187,7 +190,7 @@ void *tallyH_alloc(tallyH_heap *h, size_t n)
         return NULL;
     tally_error before = h->err.code;
     uint8_t *b = alloc_once(h, n);
-    if (b == NULL && h->err.code != TALLY_EFAULT && relieve(h, n)) {
+    if (b == NULL && h->err.code != TALLY_EFAULT && tallyH_relieve(h, n)) {
         b = alloc_once(h, n);
         if (b)
             h->err.code = before;
@@ -207,8 +210,7 @@ static uint8_t *alloc_user(tallyH_heap *h, size_t n, bool zeroed, tallyH_block *
     return b;
 }
 
-/* Does an injected fault fail this allocation call?  Sets the error if so. */
-static bool alloc_fault(tallyH_heap *h)
+bool tallyH_alloc_fault(tallyH_heap *h)
 {
     if (!(h->fault_alloc.countdown || h->fault_alloc.firing) || !tallyH_fault_hit(&h->fault_alloc))
         return false;
@@ -219,7 +221,7 @@ static bool alloc_fault(tallyH_heap *h)
 
 static void *malloc_checked(tallyH_heap *h, size_t n, bool zero)
 {
-    if (alloc_fault(h))
+    if (tallyH_alloc_fault(h))
         return NULL;
     if (h->debug) /* a 0-byte debug block has guards right at its start */
         return tallyH_debug_malloc(h, n, zero);
@@ -404,6 +406,12 @@ static tally_error block_find_at(tallyH_heap *h, uintptr_t a, uintptr_t user, ta
         tallyB_error_report(&h->err, TALLY_EFOREIGN,
                             "%s of %p: not a block of this runtime (foreign pointer)", what,
                             (void *)user);
+        return TALLY_EFOREIGN;
+    }
+    if (tallyH_is_medium(h, (const void *)a)) {
+        tallyB_error_report(&h->err, TALLY_EFOREIGN,
+                            "%s of %p: a container's buffer (in a medium arena), not a block "
+                            "from tally_malloc", what, (void *)user);
         return TALLY_EFOREIGN;
     }
     tallyH_pool *p = tallyH_pool_of((void *)a);
@@ -715,7 +723,7 @@ void *tally_realloc_at(tally_rt *rt, void *p, size_t n, const char *file, int li
 
 static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
 {
-    if (alloc_fault(h))
+    if (tallyH_alloc_fault(h))
         return NULL;
     if (h->debug)
         return tallyH_debug_realloc(h, p, n);

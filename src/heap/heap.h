@@ -40,11 +40,18 @@
  *    sizes of live blocks: block sizes, or in debug mode the sizes requested
  *    (quarantined blocks excluded).  headroom >= 0 between calls.
  *  - h->large_blocks / large_bytes count large blocks held, quarantine included.
+ *
+ * Medium blocks (medium.c) serve containers' owned buffers only, through the
+ * tallyH_buf_* calls: sizes above the largest class, in 256-byte units of arenas
+ * of their own, so that a 40,000-byte array takes 40,192 bytes rather than three
+ * whole pools.  tally_malloc never returns one; tally_free and tally_realloc
+ * refuse one (TALLY_EFOREIGN) on their slow paths.
  */
 #ifndef TALLY_HEAP_INTERNAL_H
 #define TALLY_HEAP_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "base/annotate.h"
 #include "base/base.h"
@@ -72,6 +79,7 @@
 /* Pool kinds, folded into the header tag. */
 #define TALLY_POOL_SMALL 1u
 #define TALLY_POOL_LARGE 2u
+#define TALLY_POOL_MEDIUM 4u /* the header of a medium arena (medium.c) */
 
 /* Region kinds (the region header of an arena lives apart from it, region.c). */
 #define TALLY_REGION_ARENA 1u
@@ -85,6 +93,7 @@ typedef struct tallyH_pool tallyH_pool;
 typedef struct tallyH_region tallyH_region;
 typedef struct tallyH_class tallyH_class;
 typedef struct tallyH_heap tallyH_heap;
+typedef struct tallyH_medium tallyH_medium;
 
 struct tallyH_pool {
     uintptr_t tag;           /* (uintptr_t)this ^ heap->cookie ^ kind; 0 when free */
@@ -259,6 +268,11 @@ struct tallyH_heap {
     size_t limit;             /* max_bytes (hosted), 0 = none */
     size_t large_blocks;
     size_t large_bytes;
+    tallyH_medium *medium;    /* medium arenas (medium.c), oldest first */
+    size_t medium_arenas;     /* of which counted in narenas too */
+    size_t medium_empty;      /* medium arenas with no block (kept: at most one) */
+    size_t medium_blocks;     /* live medium blocks and their usable bytes */
+    size_t medium_bytes;
     unsigned long long ncalls_uncounted; /* allocation calls that failed or stayed put */
     unsigned long long nmaps;   /* backend map calls (or buffer carve-outs) */
     unsigned long long nunmaps;
@@ -404,6 +418,34 @@ TALLY_INTERNAL size_t tallyH_owner_map_bytes(void);
 TALLY_INTERNAL void tallyH_owner_fixed(tallyH_heap *h, uint64_t *map, uintptr_t base, size_t size);
 TALLY_INTERNAL size_t tallyH_owner_fixed_words(size_t size);
 
+/* ---- medium.c ------------------------------------------------------------------ */
+/* Requests of more than this go to large or huge blocks. */
+#define TALLY_MEDIUM_MAX (TALLY_ARENA_SIZE / 2)
+/* Is p (a live block of h, or an address h owns) in a medium arena?  Reads the
+ * word at p's arena-aligned base, mapped for every owned address of a hosted heap;
+ * without medium arenas (always so for a fixed heap) nothing is read. */
+TALLY_INTERNAL bool tallyH_is_medium(const tallyH_heap *h, const void *p);
+/* Buffers of containers: blocks of the medium range come from medium arenas,
+ * others (and all of them in debug mode or on a fixed heap) are the blocks of
+ * tally_malloc.  Same contract as tally_malloc (counted, traced, fault injection,
+ * exhaustion hook), tally_free, tally_usable_size and tallyH_resize_nocopy. */
+TALLY_INTERNAL void *tallyH_buf_alloc_at(tallyH_heap *h, size_t n, const char *file, int line);
+#define tallyH_buf_alloc(h, n) tallyH_buf_alloc_at((h), (n), __FILE__, __LINE__)
+TALLY_INTERNAL void tallyH_buf_free(tallyH_heap *h, void *p);
+TALLY_INTERNAL size_t tallyH_buf_usable(const tallyH_heap *h, const void *p);
+TALLY_INTERNAL void *tallyH_buf_resize_nocopy(tallyH_heap *h, void *p, size_t n);
+/* Gives back empty medium arenas; returns bytes unmapped. */
+TALLY_INTERNAL size_t tallyH_medium_release_empty(tallyH_heap *h);
+TALLY_INTERNAL void tallyH_medium_destroy(tallyH_heap *h);
+/* Calls fn(block, usable size, arg) for every medium block; stops at nonzero. */
+TALLY_INTERNAL int tallyH_medium_visit(tallyH_heap *h, int (*fn)(void *, size_t, void *), void *arg);
+/* Checks every medium arena's header and maps (problems reported and counted);
+ * adds the usable bytes of live medium blocks to *live. */
+TALLY_INTERNAL long tallyH_medium_check(tallyH_heap *h, size_t *live);
+/* Free units' bytes of all medium arenas. */
+TALLY_INTERNAL size_t tallyH_medium_free_bytes(const tallyH_heap *h);
+TALLY_INTERNAL void tallyH_medium_dump(const tallyH_heap *h, FILE *out);
+
 /* ---- backend_os.c -------------------------------------------------------------- */
 /* The OS backend; with `huge`, mappings of more than TALLY_THP_MIN bytes (the huge
  * blocks) are whole 2 MiB stretches with transparent huge pages (backend_os.c). */
@@ -420,6 +462,11 @@ TALLY_INTERNAL int tallyH_init(tallyH_heap *h, const tally_config *cfg);
 TALLY_INTERNAL void tallyH_destroy(tallyH_heap *h);
 TALLY_INTERNAL void *tallyH_alloc(tallyH_heap *h, size_t n);
 TALLY_INTERNAL bool tallyH_request_fits(tallyH_heap *h, size_t n, size_t max);
+/* Frees what can be freed without losing anything (the exhaustion path); true if
+ * a retry may succeed. */
+TALLY_INTERNAL bool tallyH_relieve(tallyH_heap *h, size_t n);
+/* Does an injected fault fail this allocation call?  Sets the error if so. */
+TALLY_INTERNAL bool tallyH_alloc_fault(tallyH_heap *h);
 TALLY_INTERNAL void tallyH_release(tallyH_heap *h, const tallyH_block *b);
 TALLY_INTERNAL tally_error tallyH_block_find(tallyH_heap *h, const void *p, tallyH_block *b,
                                              const char *what);

@@ -486,10 +486,11 @@ static size_t region_purge(tallyH_heap *h, tallyH_region *r)
     return bytes;
 }
 
-/* Unmaps every empty arena, cached or not; returns bytes released. */
+/* Unmaps every empty arena, cached or not, medium arenas included; returns bytes
+ * released. */
 size_t tallyH_arenas_release_empty(tallyH_heap *h)
 {
-    size_t bytes = 0;
+    size_t bytes = tallyH_medium_release_empty(h);
     tallyH_region *r = h->regions;
     while (r) {
         tallyH_region *next = r->next;
@@ -512,6 +513,7 @@ size_t tallyH_regions_trim(tallyH_heap *h)
 
 void tallyH_regions_destroy(tallyH_heap *h)
 {
+    tallyH_medium_destroy(h);
     while (h->huge) {
         tallyH_pool *p = h->huge;
         h->huge = p->next;

@@ -129,6 +129,7 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
     s->bytes_limit = h->fixed ? h->span : h->limit;
     /* Quarantined debug blocks are still allocated in their pools but not in use. */
     s->blocks_in_use -= h->quarantine.count;
+    s->blocks_in_use += h->medium_blocks;
     s->large_blocks = h->large_blocks;
     s->large_bytes = h->large_bytes;
     s->pool_size = TALLY_POOL_SIZE;
@@ -136,7 +137,11 @@ int tally_heap_stats(tally_rt *rt, struct tally_heap_stats *s)
     s->pools_total = s->pools_used + free_pools;
     s->arenas = h->narenas;
     s->arenas_peak = h->narenas_peak;
-    s->arenas_cached = h->nempty;
+    s->arenas_cached = h->nempty + h->medium_empty;
+    s->medium_blocks = h->medium_blocks;
+    s->medium_bytes = h->medium_bytes;
+    s->medium_free = tallyH_medium_free_bytes(h);
+    s->medium_arenas = h->medium_arenas;
     s->bytes_free += free_pools << TALLY_POOL_SHIFT;
     if (longest > 0 && (longest << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR > s->largest_free)
         s->largest_free = (longest << TALLY_POOL_SHIFT) - TALLY_LARGE_HDR;
@@ -201,7 +206,8 @@ int tally_heap_visit(tally_rt *rt, tally_block_visitor visit, void *arg)
     if (rt == NULL || visit == NULL)
         return 0;
     visit_ctx v = {visit, arg};
-    return tallyH_walk_pools(heap_of(rt), visit_pool, &v);
+    int rc = tallyH_walk_pools(heap_of(rt), visit_pool, &v);
+    return rc != 0 ? rc : tallyH_medium_visit(heap_of(rt), visit, arg);
 }
 
 /* ---- consistency check --------------------------------------------------------------------- */
@@ -317,6 +323,7 @@ long tally_heap_check(tally_rt *rt)
     check_ctx c = {0, 0};
     tallyH_walk_pools(h, check_pool, &c);
     c.problems += check_lists(h);
+    c.problems += tallyH_medium_check(h, &c.live_bytes);
     if (c.live_bytes != tallyH_in_use(h) || h->headroom < 0) {
         tallyB_error_report(&h->err, TALLY_ECORRUPT,
                             "accounting: %zu bytes in live blocks, %zu counted in use",

@@ -1,9 +1,10 @@
 /* array.c - typed arrays: Python's array module (unboxed numbers, contiguous).
  *
  * An array is a plain (non-container) object holding its kind, its size and
- * capacity in items and a pointer to a separate heap block of items, grown by
- * about 1/8 plus a few items and widened to what the block really holds
- * (tally_usable_size).  It holds no references, so the collector never scans it.
+ * capacity in items and a pointer to a separate heap buffer of items (a medium
+ * block between the largest size class and half an arena: 256-byte granularity,
+ * heap/medium.c), grown by about 1/16 plus a few items and widened to what the
+ * block really holds (tallyH_buf_usable).  It holds no references, so the collector never scans it.
  *
  * Values cross the API as int64_t or double and are range-checked against the
  * kind: a value the kind cannot hold is TALLY_EOVERFLOW, a float with a fraction
@@ -36,7 +37,7 @@ typedef struct array_obj {
     tally_array_kind kind;
     size_t size;   /* items in use */
     size_t cap;    /* items the block holds */
-    uint8_t *items; /* tally_malloc'd block, or NULL while cap is 0 */
+    uint8_t *items; /* tallyH_buf_alloc'd block, or NULL while cap is 0 */
 } array_obj;
 
 typedef struct array_iter {
@@ -187,6 +188,11 @@ static int convert(const array_obj *a, num *v, const char *fn)
 
 /* ---- storage -------------------------------------------------------------------------- */
 
+static tallyH_heap *heap_of(const array_obj *a)
+{
+    return (tallyH_heap *)(void *)tally_runtime_of(a);
+}
+
 /* Growth by 1/16 (and a few items), as CPython's array: unboxed items leave
  * little else to save, so the slack is most of an array's overhead. */
 static size_t grown_capacity(size_t need, size_t limit)
@@ -196,20 +202,25 @@ static size_t grown_capacity(size_t need, size_t limit)
 }
 
 /* Growth in place (or a huge block's pages moved) costs no copy, so it asks for
- * only 1/64 of slack; the heap rounds it up to whole pools or pages, all of which
- * become capacity.  True, or false with nothing changed; runs no user code. */
+ * little slack: 1/256 for a medium block, which the heap rounds up to 256-byte
+ * units (all of which become capacity: the spare room stays under 1/256 plus one
+ * unit, which keeps an array('i') of 10^4 items built by append under 40,500
+ * bytes), and 1/128 beyond, where the heap rounds to pages and each growth is a
+ * remap, a system call.  True, or false with nothing changed; runs no user code. */
 static bool grow_nocopy(array_obj *a, size_t need, bool exact, size_t limit)
 {
     if (a->items == NULL)
         return false;
-    size_t isz = item_sizes[a->kind], cap = exact ? need : need + (need >> 6);
+    size_t isz = item_sizes[a->kind], cap = need;
+    if (!exact)
+        cap += need * isz <= TALLY_MEDIUM_MAX ? need >> 8 : need >> 7;
     if (cap > limit)
         cap = limit;
-    tallyH_heap *h = (tallyH_heap *)(void *)tally_runtime_of(a);
-    uint8_t *d = tallyH_resize_nocopy(h, a->items, cap * isz);
+    tallyH_heap *h = heap_of(a);
+    uint8_t *d = tallyH_buf_resize_nocopy(h, a->items, cap * isz);
     if (d == NULL)
         return false;
-    size_t usable = tally_usable_size(d) / isz;
+    size_t usable = tallyH_buf_usable(h, d) / isz;
     a->items = d;
     a->cap = usable < limit ? usable : limit;
     return true;
@@ -227,7 +238,7 @@ static int too_many(const array_obj *a, const char *fn)
  * resizes a: the state is read again afterwards and the current items copied. */
 static int reserve_total(array_obj *a, size_t need, bool exact, const char *fn)
 {
-    tally_rt *rt = tally_runtime_of(a);
+    tallyH_heap *h = heap_of(a);
     size_t isz = item_sizes[a->kind], limit = max_items(a->kind);
     if (need > limit)
         return too_many(a, fn);
@@ -236,19 +247,19 @@ static int reserve_total(array_obj *a, size_t need, bool exact, const char *fn)
             continue;
         uint8_t *old = a->items;
         size_t size = a->size, cap = exact ? need : grown_capacity(need, limit);
-        uint8_t *d = tally_malloc(rt, cap * isz);
+        uint8_t *d = tallyH_buf_alloc(h, cap * isz);
         if (d == NULL)
             return -1;
         if (a->items != old || a->size != size) {
-            tally_free(rt, d); /* changed meanwhile: look again */
+            tallyH_buf_free(h, d); /* changed meanwhile: look again */
             continue;
         }
-        size_t usable = tally_usable_size(d) / isz;
+        size_t usable = tallyH_buf_usable(h, d) / isz;
         if (size != 0)
             memcpy(d, old, size * isz);
         a->items = d;
         a->cap = usable < limit ? usable : limit;
-        tally_free(rt, old);
+        tallyH_buf_free(h, old);
     }
     return 0;
 }
@@ -387,13 +398,13 @@ static void *array_iter_new(void *self)
 static size_t array_owned_bytes(const void *self)
 {
     const array_obj *a = self;
-    return a->items != NULL ? tally_usable_size(a->items) : 0;
+    return tallyH_buf_usable(heap_of(a), a->items);
 }
 
 static void array_destroy(void *self)
 {
     array_obj *a = self;
-    tally_free(tally_runtime_of(a), a->items);
+    tallyH_buf_free(heap_of(a), a->items);
     a->items = NULL;
     a->size = a->cap = 0;
 }

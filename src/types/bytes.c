@@ -7,7 +7,8 @@
  *
  * A bytearray is a plain object holding its size, its capacity and a pointer to
  * a separate heap block of data, grown by about 1/8 plus a few bytes (CPython's
- * pattern) and widened to what the block really holds (tally_usable_size).
+ * pattern) and widened to what the block really holds (tallyH_buf_usable: a
+ * medium block, of 256-byte units, between the largest class and half an arena).
  * Neither type holds references, so the collector never looks at them.
  *
  * Re-entrancy: an allocation may run the collector, whose finalizers are user
@@ -243,6 +244,7 @@ static size_t grown_capacity(size_t need)
 static int reserve(bytearray_obj *b, size_t extra, const char *what)
 {
     tally_rt *rt = tally_runtime_of(b);
+    tallyH_heap *h = (tallyH_heap *)(void *)rt;
     for (;;) {
         size_t need;
         if (__builtin_add_overflow(b->size, extra, &need))
@@ -253,19 +255,19 @@ static int reserve(bytearray_obj *b, size_t extra, const char *what)
             return 0;
         uint8_t *old = b->data;
         size_t size = b->size, cap = grown_capacity(need);
-        uint8_t *d = tally_malloc(rt, cap);
+        uint8_t *d = tallyH_buf_alloc(h, cap);
         if (d == NULL)
             return -1;
         if (b->data != old || b->size != size) {
-            tally_free(rt, d); /* changed meanwhile: measure again */
+            tallyH_buf_free(h, d); /* changed meanwhile: measure again */
             continue;
         }
-        size_t usable = tally_usable_size(d);
+        size_t usable = tallyH_buf_usable(h, d);
         if (size != 0)
             memcpy(d, old, size);
         b->data = d;
         b->cap = usable < BYTES_MAX ? usable : BYTES_MAX;
-        tally_free(rt, old);
+        tallyH_buf_free(h, old);
     }
 }
 
@@ -292,13 +294,13 @@ static int bytearray_repr(void *self, tally_strbuf *out)
 static size_t bytearray_owned_bytes(const void *self)
 {
     const bytearray_obj *b = self;
-    return b->data != NULL ? tally_usable_size(b->data) : 0;
+    return tallyH_buf_usable((const tallyH_heap *)(const void *)tally_runtime_of(b), b->data);
 }
 
 static void bytearray_destroy(void *self)
 {
     bytearray_obj *b = self;
-    tally_free(tally_runtime_of(b), b->data);
+    tallyH_buf_free((tallyH_heap *)(void *)tally_runtime_of(b), b->data);
     b->data = NULL;
     b->size = b->cap = 0;
 }

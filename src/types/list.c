@@ -4,7 +4,7 @@
  * pointer to an item array allocated separately from the runtime's heap.  The
  * array grows by about 1/8 plus a few slots (CPython's pattern: cheap appends,
  * little slack), and the capacity is then widened to what the block really holds
- * (tally_usable_size), so the rounding of the size class is not wasted.
+ * (tallyH_buf_usable), so the rounding of the size class is not wasted.
  *
  * Re-entrancy is the main concern.  User code runs inside these calls in three
  * ways: a decref may run a finalizer or weak-reference callback; an allocation may
@@ -93,10 +93,11 @@ static bool grow_nocopy(list *l, size_t cap)
 {
     if (l->items == NULL)
         return false;
-    void **a = tallyH_resize_nocopy((tallyH_heap *)(void *)rt_of(l), l->items, cap * sizeof *a);
+    tallyH_heap *h = (tallyH_heap *)(void *)rt_of(l);
+    void **a = tallyH_buf_resize_nocopy(h, l->items, cap * sizeof *a);
     if (a == NULL)
         return false;
-    size_t usable = tally_usable_size(a) / sizeof *a;
+    size_t usable = tallyH_buf_usable(h, a) / sizeof *a;
     l->items = a;
     l->cap = usable < LIST_MAX_ITEMS ? usable : LIST_MAX_ITEMS;
     return true;
@@ -120,20 +121,20 @@ static int list_reserve(list *l, size_t extra, const char *what)
             return 0;
         void **old = l->items;
         size_t size = l->size;
-        void **a = tally_malloc(rt_of(l), cap * sizeof *a);
+        tallyH_heap *h = (tallyH_heap *)(void *)rt_of(l);
+        void **a = tallyH_buf_alloc(h, cap * sizeof *a);
         if (a == NULL)
             return -1;
         if (l->items != old || l->size != size) {
-            tally_free(rt_of(l), a); /* changed meanwhile: measure again */
+            tallyH_buf_free(h, a); /* changed meanwhile: measure again */
             continue;
         }
-        size_t usable = tally_usable_size(a) / sizeof *a;
+        size_t usable = tallyH_buf_usable(h, a) / sizeof *a;
         if (size != 0)
             memcpy(a, old, size * sizeof *a);
         l->items = a;
         l->cap = usable < LIST_MAX_ITEMS ? usable : LIST_MAX_ITEMS;
-        if (old != NULL)
-            tally_free(rt_of(l), old);
+        tallyH_buf_free(h, old);
     }
 }
 
@@ -175,16 +176,14 @@ static void list_clear(void *self)
     l->size = l->cap = 0;
     while (n > 0)
         tally_decref(items[--n]);
-    if (items != NULL)
-        tally_free(rt_of(l), items);
+    tallyH_buf_free((tallyH_heap *)(void *)rt_of(l), items);
 }
 
 /* Death runs clear first, so normally nothing is left; the array goes back. */
 static void list_destroy(void *self)
 {
     list *l = self;
-    if (l->items != NULL)
-        tally_free(rt_of(l), l->items);
+    tallyH_buf_free((tallyH_heap *)(void *)rt_of(l), l->items);
     l->items = NULL;
     l->size = l->cap = 0;
 }
@@ -253,7 +252,7 @@ static void *list_iter_new(void *self)
 static size_t list_owned_bytes(const void *self)
 {
     const list *l = self;
-    return l->items != NULL ? tally_usable_size(l->items) : 0;
+    return tallyH_buf_usable((const tallyH_heap *)(const void *)rt_of(l), l->items);
 }
 
 static const tally_type_ops list_ops = {
@@ -731,7 +730,7 @@ static int sort_restore(list *l, void **items, size_t n, size_t cap)
         return 0;
     while (m > 0)
         tally_decref(added[--m]);
-    tally_free(rt_of(l), added);
+    tallyH_buf_free((tallyH_heap *)(void *)rt_of(l), added); /* an items array */
     tallyB_error_set(err_of(l), TALLY_EINVAL, "tally_list_sort: list modified during sort");
     return -1;
 }
