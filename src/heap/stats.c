@@ -3,7 +3,9 @@
  *
  * Everything here is built on one walk over pools (tallyH_walk_pools): regions in
  * list order, each region's used pools in address order (a large block's pools
- * visited once, at its first pool), then the huge blocks.  Nothing here is on a
+ * visited once, at its first pool), then the huge blocks.  Medium blocks live
+ * outside pools: the statistics, the block walk and the check add them from
+ * medium.c.  Nothing here is on a
  * hot path; figures that cannot be kept cheaply on the fast paths (per-class
  * counts, free bytes, fragmentation) are computed from the pools when asked.
  */
