@@ -394,6 +394,24 @@ static void test_traced(void **state)
     tally_trace_get_traced_memory(rt, &after, &peak);
     assert_true(cur - after >= size); /* the release was seen */
     assert_int_equal(tally_trace_get_traceback(rt, items, &site, &size, frames), -1);
+    /* The tracer looks for a pool header below a block: for a medium block that
+     * word may lie in freed units (no-access to the tools) or in a neighbour. */
+    tallyH_heap *h = heap(rt);
+    size_t n = medium_size(rt, 20000);
+    void *p[6];
+    for (int i = 0; i < 6; i++)
+        assert_non_null(p[i] = tallyH_buf_alloc(h, n));
+    for (int i = 0; i < 6; i += 2)
+        tallyH_buf_free(h, p[i]);
+    for (int i = 1; i < 6; i += 2) {
+        assert_int_equal(tally_trace_get_traceback(rt, p[i], &site, &size, frames), 0);
+        assert_int_equal(size, n);
+        assert_ptr_equal(tallyH_buf_resize_nocopy(h, p[i], n - 300), p[i]); /* shrinks */
+        assert_int_equal(tally_trace_get_traceback(rt, p[i], &site, &size, frames), 0);
+        assert_int_equal(size, n - 300);
+        tallyH_buf_free(h, p[i]);
+        assert_int_equal(tally_trace_get_traceback(rt, p[i], &site, &size, frames), -1);
+    }
     tally_trace_stop(rt);
     tally_close(rt);
 }

@@ -312,8 +312,10 @@ bool tallyM_lookup_live(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tall
 {
     uintptr_t a = raw_of(h, p);
     tallyH_pool *pool = tallyH_pool_of((void *)a);
-    if (pool->tag != tallyH_tag(h, pool, TALLY_POOL_SMALL))
-        return tallyM_lookup(h, s, p, ref); /* large: by address */
+    /* Peeked: below a medium block (a container's buffer) that word may lie in
+     * freed units, no-access to the tools, or in a neighbour's unwritten bytes. */
+    if (tallyB_peek_word(pool) != tallyH_tag(h, pool, TALLY_POOL_SMALL))
+        return tallyM_lookup(h, s, p, ref); /* large or medium: by address */
     tallyM_pooltrace *r = tallyM_rec_of(h, pool);
     if (r == NULL)
         return false;
@@ -351,7 +353,8 @@ bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size, uint3
     *replaced = 0;
     uintptr_t a = raw_of(h, p);
     tallyH_pool *pool = tallyH_pool_of((void *)a);
-    if (pool->tag == tallyH_tag(h, pool, TALLY_POOL_SMALL)) { /* p is live: its pool is */
+    /* p is live, so its pool is if it is small; peeked as in tallyM_lookup_live. */
+    if (tallyB_peek_word(pool) == tallyH_tag(h, pool, TALLY_POOL_SMALL)) {
         tallyM_pooltrace *r = tallyM_rec_for(h, s, pool);
         tallyM_slot *slot = r ? rec_slot(r, a) : NULL;
         if (slot == NULL)
