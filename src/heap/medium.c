@@ -213,7 +213,8 @@ static bool resize(tallyH_heap *h, tallyH_medium *m, uint32_t i, uint32_t have, 
         tallyH_bits_set(m->freemap, i + want, have - want, true);
         m->nfree += have - want;
     } else if (want > have) {
-        if (i + want > NUNITS || tallyH_next_clear(m->freemap, NUNITS, i + have) < i + want)
+        /* The search stops at the last unit wanted, not at the arena's end. */
+        if (i + want > NUNITS || tallyH_next_clear(m->freemap, i + want, i + have) < i + want)
             return false;
         tallyH_bits_set(m->freemap, i + have, want - have, false);
         m->nfree -= want - have;
