@@ -19,8 +19,9 @@
  * is rebuilt for three times the live entries, which also drops every dummy (and
  * shrinks a table emptied by deletions).  The entry array holds exactly 2/3 of the
  * index size, so the index is never more than 2/3 occupied and probes end.
- * Both arrays come from the runtime's heap, separately from the owner object;
- * an empty table has neither.
+ * Both arrays come from the runtime's heap (as containers' buffers: medium
+ * blocks in the sizes between the classes and half an arena), separately from
+ * the owner object; an empty table has neither.
  *
  * Re-entrancy.  User code runs inside these calls: a key's hash or eq, a
  * finalizer or weak-reference callback run by a release, and the collector (with
@@ -60,6 +61,13 @@ static tallyT_table *table_of(const void *owner)
 static tally_rt *rt_of(const void *o)
 {
     return tally_runtime_of(o);
+}
+
+/* The arrays are heap buffers (tallyH_buf_*): medium blocks of 256-byte units
+ * between the largest size class and half an arena. */
+static tallyH_heap *heap_of(const void *o)
+{
+    return (tallyH_heap *)(void *)tally_runtime_of(o);
 }
 
 static const char *name_of(const void *o)
@@ -340,6 +348,7 @@ static int table_grow(void *owner, int layout)
 {
     tallyT_table *t = table_of(owner);
     tally_rt *rt = rt_of(owner);
+    tallyH_heap *h = heap_of(owner);
     for (;;) {
         uint64_t version = t->version;
         unsigned log2 = log2_for(t->used); /* 3 * used slots: room for 2 * used entries */
@@ -351,17 +360,17 @@ static int table_grow(void *owner, int layout)
         size_t index_bytes = ((size_t)1 << log2) * slot_width(log2);
         tallyT_table to = {.layout = (uint8_t)layout};
         size_t entry_bytes = usable_of(log2) * tallyT_width(&to) * sizeof(tallyT_word);
-        uint8_t *index = tally_malloc(rt, index_bytes);
+        uint8_t *index = tallyH_buf_alloc(h, index_bytes);
         if (index == NULL)
             return -1;
-        tallyT_word *entries = tally_malloc(rt, entry_bytes);
+        tallyT_word *entries = tallyH_buf_alloc(h, entry_bytes);
         if (entries == NULL) {
-            tally_free(rt, index);
+            tallyH_buf_free(h, index);
             return -1;
         }
         if (t->version != version) { /* user code ran and changed the table */
-            tally_free(rt, entries);
-            tally_free(rt, index);
+            tallyH_buf_free(h, entries);
+            tallyH_buf_free(h, index);
             continue;
         }
         memset(index, 0xFF, index_bytes); /* -1, EMPTY, at every width */
@@ -375,8 +384,8 @@ static int table_grow(void *owner, int layout)
         t->nentries = n;
         t->version++;
         if (old_index != NULL) {
-            tally_free(rt, old_index);
-            tally_free(rt, old_entries);
+            tallyH_buf_free(h, old_index);
+            tallyH_buf_free(h, old_entries);
         }
         return 0;
     }
@@ -614,8 +623,8 @@ void tallyT_table_clear(void *owner)
         tally_xdecref(tallyT_entry_value(&old, e));
     }
     if (old.index != NULL) {
-        tally_free(rt_of(owner), old.index);
-        tally_free(rt_of(owner), old.entries);
+        tallyH_buf_free(heap_of(owner), old.index);
+        tallyH_buf_free(heap_of(owner), old.entries);
     }
 }
 
@@ -623,8 +632,8 @@ void tallyT_table_free(void *owner)
 {
     tallyT_table *t = table_of(owner);
     if (t->index != NULL) {
-        tally_free(rt_of(owner), t->index);
-        tally_free(rt_of(owner), t->entries);
+        tallyH_buf_free(heap_of(owner), t->index);
+        tallyH_buf_free(heap_of(owner), t->entries);
     }
     memset(t, 0, sizeof *t);
 }
@@ -647,7 +656,8 @@ size_t tallyT_table_owned(const void *owner)
     const tallyT_table *t = table_of(owner);
     if (t->index == NULL)
         return 0;
-    return tally_usable_size(t->index) + tally_usable_size(t->entries);
+    return tallyH_buf_usable(heap_of(owner), t->index) +
+           tallyH_buf_usable(heap_of(owner), t->entries);
 }
 
 int tallyT_table_item(const void *owner, size_t i, void **key, void **value)
