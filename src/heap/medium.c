@@ -2,10 +2,11 @@
  *
  * Above the largest size class, blocks are runs of whole pools (large blocks), so
  * a 40,000-byte array would take 48 KiB.  Containers' owned buffers (array items,
- * list items, bytearray data) ask through the tallyH_buf_* calls instead, and a
- * request between the largest class and TALLY_MEDIUM_MAX gets a run of 256-byte
- * units in a medium arena: one backend mapping of TALLY_ARENA_SIZE bytes aligned
- * to its size, marked in the owner map like a pool arena.
+ * list items, bytearray data, dict and set tables) ask through the tallyH_buf_*
+ * calls instead, and a request between the largest class and TALLY_MEDIUM_MAX
+ * gets a run of 256-byte units in a medium arena: one backend mapping of
+ * TALLY_ARENA_SIZE bytes aligned to its size, marked in the owner map like a pool
+ * arena.
  *
  *   | header: tag, heap, links, counts, free map, start map | unit | unit | ... |
  *
