@@ -151,14 +151,16 @@ static const tally_backend os_backend = {os_map, os_unmap, os_purge, (void *)&sm
 static const tally_backend os_backend_thp = {os_map, os_unmap, os_purge, (void *)&huge_pages,
                                              OS_REMAP};
 
-bool tallyH_wants_huge_pages(const tally_config *cfg)
+static bool wants_huge_pages(const tally_config *cfg)
 {
     if (cfg->huge_pages == TALLY_HUGE_PAGES_AUTO)
         return cfg->max_bytes == 0;
     return cfg->huge_pages == TALLY_HUGE_PAGES_ON;
 }
 
-const tally_backend *tallyH_backend_os(bool huge)
+const tally_backend *tallyH_backend_for(const tally_config *cfg)
 {
-    return huge ? &os_backend_thp : &os_backend;
+    if (cfg->backend != NULL)
+        return cfg->backend;
+    return wants_huge_pages(cfg) ? &os_backend_thp : &os_backend;
 }

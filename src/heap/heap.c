@@ -173,8 +173,6 @@ bool tallyH_relieve(tallyH_heap *h, size_t n)
     return any;
 }
 
-/* Allocates n bytes (1 <= n) for internal callers: no annotation, no debug layout,
- * no counting (the caller counts what it hands out). */
 /* Is a request of n bytes within max?  Sets the error if not. */
 bool tallyH_request_fits(tallyH_heap *h, size_t n, size_t max)
 {
@@ -184,18 +182,13 @@ bool tallyH_request_fits(tallyH_heap *h, size_t n, size_t max)
     return false;
 }
 
+/* Allocates n bytes (1 <= n) for internal callers: no annotation, no debug layout,
+ * no counting (the caller counts what it hands out). */
 void *tallyH_alloc(tallyH_heap *h, size_t n)
 {
     if (!tallyH_request_fits(h, n, TALLY_MAX_REQUEST))
         return NULL;
-    tally_error before = h->err.code;
-    uint8_t *b = alloc_once(h, n);
-    if (b == NULL && h->err.code != TALLY_EFAULT && tallyH_relieve(h, n)) {
-        b = alloc_once(h, n);
-        if (b)
-            h->err.code = before;
-    }
-    return b;
+    return tallyH_alloc_relieved(h, n, alloc_once);
 }
 
 /* A block of n bytes handed to the user: counted, and announced to the tools. */
@@ -905,7 +898,7 @@ int tallyH_init(tallyH_heap *h, const tally_config *cfg)
     h->debug = cfg->debug;
     h->limit = cfg->memory ? 0 : cfg->max_bytes;
     h->retain = cfg->retain_arenas ? cfg->retain_arenas : 2;
-    h->backend = cfg->backend ? *cfg->backend : *tallyH_backend_os(tallyH_wants_huge_pages(cfg));
+    h->backend = *tallyH_backend_for(cfg);
     h->on_valgrind = TALLY_ON_VALGRIND();
     h->last_pool = TALLY_NO_POOL;
     tallyH_slots_init(h, NULL, 0);

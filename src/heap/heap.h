@@ -447,14 +447,14 @@ TALLY_INTERNAL size_t tallyH_medium_free_bytes(const tallyH_heap *h);
 TALLY_INTERNAL void tallyH_medium_dump(const tallyH_heap *h, FILE *out);
 
 /* ---- backend_os.c -------------------------------------------------------------- */
-/* The OS backend; with `huge`, mappings of more than TALLY_THP_MIN bytes (the huge
- * blocks) are whole 2 MiB stretches with transparent huge pages (backend_os.c). */
+/* The backend a hosted runtime opened with cfg uses: cfg's own, or the OS
+ * backend, whose mappings of more than TALLY_THP_MIN bytes (the huge blocks) are
+ * whole 2 MiB stretches with transparent huge pages if cfg asks for them
+ * (tally_config.huge_pages). */
 #ifndef TALLY_THP_MIN
 #define TALLY_THP_MIN TALLY_ARENA_SIZE
 #endif
-TALLY_INTERNAL const tally_backend *tallyH_backend_os(bool huge);
-/* Whether cfg asks for huge pages from the OS backend (tally_config.huge_pages). */
-TALLY_INTERNAL bool tallyH_wants_huge_pages(const tally_config *cfg);
+TALLY_INTERNAL const tally_backend *tallyH_backend_for(const tally_config *cfg);
 TALLY_INTERNAL size_t tallyH_page_size(void);
 
 /* ---- heap.c -------------------------------------------------------------------- */
@@ -467,6 +467,23 @@ TALLY_INTERNAL bool tallyH_request_fits(tallyH_heap *h, size_t n, size_t max);
 TALLY_INTERNAL bool tallyH_relieve(tallyH_heap *h, size_t n);
 /* Does an injected fault fail this allocation call?  Sets the error if so. */
 TALLY_INTERNAL bool tallyH_alloc_fault(tallyH_heap *h);
+
+/* once(h, n), and once more after the heap gave back what it could
+ * (tallyH_relieve) if it failed for want of memory (not an injected fault); a
+ * successful retry leaves the error as it was before.  Inline, so that each
+ * caller's `once` is a direct call. */
+TALLY_INLINE uint8_t *tallyH_alloc_relieved(tallyH_heap *h, size_t n,
+                                            uint8_t *(*once)(tallyH_heap *, size_t))
+{
+    tally_error before = h->err.code;
+    uint8_t *b = once(h, n);
+    if (b == NULL && h->err.code != TALLY_EFAULT && tallyH_relieve(h, n)) {
+        b = once(h, n);
+        if (b != NULL)
+            h->err.code = before;
+    }
+    return b;
+}
 TALLY_INTERNAL void tallyH_release(tallyH_heap *h, const tallyH_block *b);
 TALLY_INTERNAL tally_error tallyH_block_find(tallyH_heap *h, const void *p, tallyH_block *b,
                                              const char *what);

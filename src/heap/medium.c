@@ -250,23 +250,21 @@ static bool medium_request(const tallyH_heap *h, size_t n)
     return !h->debug && !h->fixed && n > h->class_max && n <= TALLY_MEDIUM_MAX;
 }
 
+static uint8_t *take_bytes(tallyH_heap *h, size_t n)
+{
+    return take(h, units_for(n));
+}
+
 /* A medium block of n bytes, counted and announced to the tools: tallyH_alloc's
  * steps (a failure relieves the heap and retries once). */
 static uint8_t *alloc_counted(tallyH_heap *h, size_t n)
 {
     if (tallyH_alloc_fault(h))
         return NULL;
-    uint32_t units = units_for(n);
-    tally_error before = h->err.code;
-    uint8_t *b = take(h, units);
-    if (b == NULL && h->err.code != TALLY_EFAULT && tallyH_relieve(h, n)) {
-        b = take(h, units);
-        if (b != NULL)
-            h->err.code = before;
-    }
+    uint8_t *b = tallyH_alloc_relieved(h, n, take_bytes);
     if (b == NULL)
         return NULL;
-    size_t size = (size_t)units << UNIT_SHIFT;
+    size_t size = (size_t)units_for(n) << UNIT_SHIFT;
     tallyH_count_alloc(h, size);
     tallyB_anno_alloc(h, b, size, false);
     return b;

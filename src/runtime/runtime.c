@@ -81,8 +81,7 @@ static void layers_init(tally_rt *rt)
 
 static tally_rt *open_hosted(const tally_config *cfg)
 {
-    const tally_backend *be =
-        cfg->backend ? cfg->backend : tallyH_backend_os(tallyH_wants_huge_pages(cfg));
+    const tally_backend *be = tallyH_backend_for(cfg);
     if (be->map == NULL || be->unmap == NULL)
         return open_failed(cfg, EINVAL, "tally_open: the backend needs map and unmap functions");
     size_t head = TALLY_ALIGN_UP(sizeof(struct tally_rt), 4096);
