@@ -346,7 +346,8 @@ static inline int tally_typeix_is_(const void *o, unsigned ix)
 }
 
 /* tally_incref when that writes at most the count: false (nothing done) when its
- * out-of-line half would run, so that the caller's exported function takes over. */
+ * out-of-line half would run, so that the caller's exported function takes over
+ * (the library's own frameless fast paths use it too). */
 static inline int tally_incref_quick_(void *o)
 {
     tally_head *h = TALLY_HEAD(o);

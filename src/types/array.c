@@ -188,11 +188,6 @@ static int convert(const array_obj *a, num *v, const char *fn)
 
 /* ---- storage -------------------------------------------------------------------------- */
 
-static tallyH_heap *heap_of(const array_obj *a)
-{
-    return (tallyH_heap *)(void *)tally_runtime_of(a);
-}
-
 /* Growth by 1/16 (and a few items), as CPython's array: unboxed items leave
  * little else to save, so the slack is most of an array's overhead. */
 static size_t grown_capacity(size_t need, size_t limit)
@@ -216,7 +211,7 @@ static bool grow_nocopy(array_obj *a, size_t need, bool exact, size_t limit)
         cap += need * isz <= TALLY_MEDIUM_MAX ? need >> 8 : need >> 7;
     if (cap > limit)
         cap = limit;
-    tallyH_heap *h = heap_of(a);
+    tallyH_heap *h = tallyT_heap(a);
     uint8_t *d = tallyH_buf_resize_nocopy(h, a->items, cap * isz);
     if (d == NULL)
         return false;
@@ -238,7 +233,7 @@ static int too_many(const array_obj *a, const char *fn)
  * resizes a: the state is read again afterwards and the current items copied. */
 static int reserve_total(array_obj *a, size_t need, bool exact, const char *fn)
 {
-    tallyH_heap *h = heap_of(a);
+    tallyH_heap *h = tallyT_heap(a);
     size_t isz = item_sizes[a->kind], limit = max_items(a->kind);
     if (need > limit)
         return too_many(a, fn);
@@ -398,13 +393,13 @@ static void *array_iter_new(void *self)
 static size_t array_owned_bytes(const void *self)
 {
     const array_obj *a = self;
-    return tallyH_buf_usable(heap_of(a), a->items);
+    return tallyH_buf_usable(tallyT_heap(a), a->items);
 }
 
 static void array_destroy(void *self)
 {
     array_obj *a = self;
-    tallyH_buf_free(heap_of(a), a->items);
+    tallyH_buf_free(tallyT_heap(a), a->items);
     a->items = NULL;
     a->size = a->cap = 0;
 }

@@ -244,7 +244,7 @@ static size_t grown_capacity(size_t need)
 static int reserve(bytearray_obj *b, size_t extra, const char *what)
 {
     tally_rt *rt = tally_runtime_of(b);
-    tallyH_heap *h = (tallyH_heap *)(void *)rt;
+    tallyH_heap *h = tallyT_heap(b);
     for (;;) {
         size_t need;
         if (__builtin_add_overflow(b->size, extra, &need))
@@ -294,13 +294,13 @@ static int bytearray_repr(void *self, tally_strbuf *out)
 static size_t bytearray_owned_bytes(const void *self)
 {
     const bytearray_obj *b = self;
-    return tallyH_buf_usable((const tallyH_heap *)(const void *)tally_runtime_of(b), b->data);
+    return tallyH_buf_usable(tallyT_heap(b), b->data);
 }
 
 static void bytearray_destroy(void *self)
 {
     bytearray_obj *b = self;
-    tallyH_buf_free((tallyH_heap *)(void *)tally_runtime_of(b), b->data);
+    tallyH_buf_free(tallyT_heap(b), b->data);
     b->data = NULL;
     b->size = b->cap = 0;
 }

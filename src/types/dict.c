@@ -63,13 +63,6 @@ static tally_rt *rt_of(const void *o)
     return tally_runtime_of(o);
 }
 
-/* The arrays are heap buffers (tallyH_buf_*): medium blocks of 256-byte units
- * between the largest size class and half an arena. */
-static tallyH_heap *heap_of(const void *o)
-{
-    return (tallyH_heap *)(void *)tally_runtime_of(o);
-}
-
 static const char *name_of(const void *o)
 {
     const char *name = tally_type_of(o)->name;
@@ -348,7 +341,7 @@ static int table_grow(void *owner, int layout)
 {
     tallyT_table *t = table_of(owner);
     tally_rt *rt = rt_of(owner);
-    tallyH_heap *h = heap_of(owner);
+    tallyH_heap *h = tallyT_heap(owner);
     for (;;) {
         uint64_t version = t->version;
         unsigned log2 = log2_for(t->used); /* 3 * used slots: room for 2 * used entries */
@@ -623,8 +616,8 @@ void tallyT_table_clear(void *owner)
         tally_xdecref(tallyT_entry_value(&old, e));
     }
     if (old.index != NULL) {
-        tallyH_buf_free(heap_of(owner), old.index);
-        tallyH_buf_free(heap_of(owner), old.entries);
+        tallyH_buf_free(tallyT_heap(owner), old.index);
+        tallyH_buf_free(tallyT_heap(owner), old.entries);
     }
 }
 
@@ -632,8 +625,8 @@ void tallyT_table_free(void *owner)
 {
     tallyT_table *t = table_of(owner);
     if (t->index != NULL) {
-        tallyH_buf_free(heap_of(owner), t->index);
-        tallyH_buf_free(heap_of(owner), t->entries);
+        tallyH_buf_free(tallyT_heap(owner), t->index);
+        tallyH_buf_free(tallyT_heap(owner), t->entries);
     }
     memset(t, 0, sizeof *t);
 }
@@ -656,8 +649,8 @@ size_t tallyT_table_owned(const void *owner)
     const tallyT_table *t = table_of(owner);
     if (t->index == NULL)
         return 0;
-    return tallyH_buf_usable(heap_of(owner), t->index) +
-           tallyH_buf_usable(heap_of(owner), t->entries);
+    return tallyH_buf_usable(tallyT_heap(owner), t->index) +
+           tallyH_buf_usable(tallyT_heap(owner), t->entries);
 }
 
 int tallyT_table_item(const void *owner, size_t i, void **key, void **value)

@@ -73,7 +73,7 @@ static size_t grown_capacity(const list *l, size_t need)
 {
     size_t cap = need + (need >> 3) + 6;
     if (need * sizeof(void *) >= ((size_t)1 << 20) &&
-        !tallyH_can_remap((const tallyH_heap *)(const void *)rt_of(l)))
+        !tallyH_can_remap(tallyT_heap(l)))
         cap = need + (need >> 1);
     if (cap < need || cap > LIST_MAX_ITEMS)
         cap = LIST_MAX_ITEMS;
@@ -93,7 +93,7 @@ static bool grow_nocopy(list *l, size_t cap)
 {
     if (l->items == NULL)
         return false;
-    tallyH_heap *h = (tallyH_heap *)(void *)rt_of(l);
+    tallyH_heap *h = tallyT_heap(l);
     void **a = tallyH_buf_resize_nocopy(h, l->items, cap * sizeof *a);
     if (a == NULL)
         return false;
@@ -121,7 +121,7 @@ static int list_reserve(list *l, size_t extra, const char *what)
             return 0;
         void **old = l->items;
         size_t size = l->size;
-        tallyH_heap *h = (tallyH_heap *)(void *)rt_of(l);
+        tallyH_heap *h = tallyT_heap(l);
         void **a = tallyH_buf_alloc(h, cap * sizeof *a);
         if (a == NULL)
             return -1;
@@ -176,14 +176,14 @@ static void list_clear(void *self)
     l->size = l->cap = 0;
     while (n > 0)
         tally_decref(items[--n]);
-    tallyH_buf_free((tallyH_heap *)(void *)rt_of(l), items);
+    tallyH_buf_free(tallyT_heap(l), items);
 }
 
 /* Death runs clear first, so normally nothing is left; the array goes back. */
 static void list_destroy(void *self)
 {
     list *l = self;
-    tallyH_buf_free((tallyH_heap *)(void *)rt_of(l), l->items);
+    tallyH_buf_free(tallyT_heap(l), l->items);
     l->items = NULL;
     l->size = l->cap = 0;
 }
@@ -252,7 +252,7 @@ static void *list_iter_new(void *self)
 static size_t list_owned_bytes(const void *self)
 {
     const list *l = self;
-    return tallyH_buf_usable((const tallyH_heap *)(const void *)rt_of(l), l->items);
+    return tallyH_buf_usable(tallyT_heap(l), l->items);
 }
 
 static const tally_type_ops list_ops = {
@@ -388,7 +388,7 @@ int(tally_list_append)(void *l, void *o)
     /* The common case in a few instructions and no stack frame: a list with room. */
     if (l != NULL && o != NULL && tallyT_is_bt(l, TALLY_BT_LIST)) {
         list *lp = l;
-        if (lp->size < lp->cap && tallyT_incref_quick(o)) {
+        if (lp->size < lp->cap && tally_incref_quick_(o)) {
             lp->items[lp->size++] = o;
             return 0;
         }
@@ -730,7 +730,7 @@ static int sort_restore(list *l, void **items, size_t n, size_t cap)
         return 0;
     while (m > 0)
         tally_decref(added[--m]);
-    tallyH_buf_free((tallyH_heap *)(void *)rt_of(l), added); /* an items array */
+    tallyH_buf_free(tallyT_heap(l), added); /* an items array */
     tallyB_error_set(err_of(l), TALLY_EINVAL, "tally_list_sort: list modified during sort");
     return -1;
 }

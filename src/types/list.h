@@ -18,21 +18,6 @@ typedef struct tallyT_list_iter {
     size_t index;     /* next item to hand out; checked against the size every time */
 } tallyT_list_iter;
 
-/* tally_incref without its out-of-line half, whose call would give the fast paths
- * using this a stack frame: false, with nothing written, when that half would run
- * (o misused, or its count at the limit); the caller then takes its slow path,
- * which increfs properly. */
-TALLY_INLINE bool tallyT_incref_quick(void *o)
-{
-    tally_head *h = TALLY_HEAD(o);
-    uint32_t rc = h->rc;
-    if (__builtin_expect(rc - 1u < TALLY_RC_IMMORTAL_MIN - 2u, 1)) {
-        h->rc = rc + 1u;
-        return true;
-    }
-    return rc == TALLY_RC_IMMORTAL;
-}
-
 /* The next item of a list iterator, borrowed, with the iterator advanced past it;
  * NULL when the fast path does not apply (the end: the iterator's own next ends
  * it properly), with the iterator unchanged.  The caller takes the reference. */

@@ -288,7 +288,7 @@ void *(tally_next)(void *it)
     if (it != NULL && tallyT_is_bt(it, TALLY_BT_LIST_ITER)) {
         void *x = tallyT_list_iter_take(it);
         if (x != NULL)
-            return tallyT_incref_quick(x) ? x : incref_slow(x);
+            return tally_incref_quick_(x) ? x : incref_slow(x);
     }
     return next_slow(it);
 }

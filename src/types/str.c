@@ -507,6 +507,15 @@ static uint64_t *intern_slot(const tally_rt *rt, uint64_t hash, const char *data
     }
 }
 
+/* Makes s, which no entry holds, the interned str of its text, in the empty
+ * slot its probe ended at. */
+static void intern_insert(tally_rt *rt, uint64_t *slot, str_obj *s)
+{
+    tally_immortalize(s);
+    *slot = intern_word(s);
+    rt->types.interned_used++;
+}
+
 /* Makes room for one more entry, doubling the table once it would pass half full:
  * true, or false with the error set and the table unchanged. */
 static bool intern_reserve(tally_rt *rt)
@@ -558,9 +567,7 @@ void *tally_str_intern(void *s)
         if (*slot != 0)
             return intern_str(rt, *slot);
     }
-    tally_immortalize(s);
-    *slot = intern_word(x);
-    rt->types.interned_used++;
+    intern_insert(rt, slot, x);
     return s;
 }
 
@@ -594,9 +601,7 @@ void *tally_str_intern_c(tally_rt *rt, const char *utf8)
      * grow, the general path probes again. */
     if (slot != NULL && st->interned == table && st->interned_used == used &&
         (used + 1) * 2 <= st->interned_cap) {
-        tally_immortalize(s);
-        *slot = intern_word(s);
-        rt->types.interned_used++;
+        intern_insert(rt, slot, s);
         return s;
     }
     void *t = tally_str_intern(s);

@@ -65,6 +65,14 @@ TALLY_INTERNAL tallyB_errstate *tallyT_err(tally_rt *rt);
 TALLY_INTERNAL uint64_t tallyT_str_hash_bytes(const char *p, size_t n);
 TALLY_INTERNAL bool tallyT_str_is_bytes(const void *s, uint64_t hash, const char *p, size_t n);
 
+/* The heap of o's runtime (its first member), where containers keep their
+ * buffers (tallyH_buf_*, heap/heap.h). */
+struct tallyH_heap;
+TALLY_INLINE struct tallyH_heap *tallyT_heap(const void *o)
+{
+    return (struct tallyH_heap *)(void *)tally_runtime_of(o);
+}
+
 /* The type of o: from the constant table for built-in types. */
 TALLY_INLINE const tally_type *tallyT_type(const void *o)
 {
