@@ -2,11 +2,14 @@
  * exported functions they stand for.
  *
  * Each inline call (tally_int, tally_int_value, tally_list_size,
- * tally_list_append, tally_next) must behave exactly as the exported function,
+ * tally_list_append, tally_next, tally_dict_get) must behave exactly as the
+ * exported function,
  * reached here as (tally_int)(...): the same results, errors and counts, on the
  * common path and on every case the inline code hands over (a small int not made
  * yet, a value outside the small range, a full list, a list at the end of its
- * iteration, objects of other types, NULL).  The view of
+ * iteration, a dict too small or not keyed by strs only, a key equal to a stored
+ * one but not the same object, deleted entries on a probe, objects of other
+ * types, NULL).  The view of
  * the runtime the inline code reads must say what the library means (small
  * range, table), and the layout constants must match (checked by the library at
  * build time; here through behaviour).
@@ -276,6 +279,185 @@ static void test_next_inline_other_iterators(void **state)
     tally_close(rt);
 }
 
+/* ---- dict lookups ------------------------------------------------------------------ */
+
+#define DICT_KEYS 50000 /* enough for an index of 2^17 slots: the inline path's size */
+
+static void **make_str_keys(tally_rt *rt, const char *prefix, size_t n)
+{
+    void **keys = test_malloc(n * sizeof *keys);
+    char buf[48];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "%s%zu", prefix, i);
+        keys[i] = tally_str(rt, buf);
+        assert_non_null(keys[i]);
+    }
+    return keys;
+}
+
+static void free_keys(void **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        tally_decref(keys[i]);
+    test_free(keys);
+}
+
+/* d[keys[i]] = i for every i. */
+static void *dict_of(tally_rt *rt, void **keys, size_t n)
+{
+    void *d = tally_dict(rt);
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++) {
+        void *v = tally_int(rt, (int64_t)i);
+        assert_int_equal(tally_dict_set(d, keys[i], v), 0);
+        tally_decref(v);
+    }
+    return d;
+}
+
+/* The inline and exported lookups of key in d: the same answer and error. */
+static void *get_both(tally_rt *rt, const void *d, void *key)
+{
+    tally_clear_error(rt);
+    void *a = tally_dict_get(d, key);
+    int ea = tally_last_error(rt);
+    tally_clear_error(rt);
+    void *b = (tally_dict_get)(d, key);
+    assert_ptr_equal(a, b);
+    assert_int_equal(ea, tally_last_error(rt));
+    return a;
+}
+
+static void test_dict_view_matches_library(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_rt();
+    void **keys = make_str_keys(rt, "key:", DICT_KEYS);
+    void *d = dict_of(rt, keys, DICT_KEYS);
+    const tally_dict_view *v = (const tally_dict_view *)d;
+    /* The library's own layout numbers and sizes, as the header states them. */
+    assert_int_equal(v->layout, TALLY_DICT_LAYOUT_STR);
+    assert_true(v->log2 >= 16 && v->log2 <= 31);
+    assert_true(((size_t)1 << v->log2) * 2 / 3 >= DICT_KEYS);
+    assert_non_null(v->index);
+    for (size_t i = 0; i < 3; i++) /* entries in insertion order, {key, value} */
+        assert_ptr_equal(v->entries[2 * i], keys[i]);
+    assert_int_equal(tally_int_value(v->entries[2 * 2 + 1]), 2);
+    free_keys(keys, DICT_KEYS);
+    tally_decref(d);
+    tally_close(rt);
+}
+
+static void test_dict_get_inline_and_exported_agree(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_rt();
+    void **keys = make_str_keys(rt, "key:", DICT_KEYS);
+    void *d = dict_of(rt, keys, DICT_KEYS);
+    for (size_t i = 0; i < DICT_KEYS; i++)
+        assert_int_equal(tally_int_value(get_both(rt, d, keys[i])), (int64_t)i);
+    /* The inline probe itself finds the very objects: it hands over only when
+     * another key with the same tag comes first on the probe (rare with 14-bit
+     * tags), so a probe sequence or tag read wrongly would show here. */
+    const tally_dict_view *v = (const tally_dict_view *)d;
+    size_t handed_over = 0;
+    for (size_t i = 0; i < DICT_KEYS; i++) {
+        void *const *e = tally_dict_find_same_(v, v->log2, keys[i]);
+        if (e == NULL)
+            handed_over++;
+        else
+            assert_ptr_equal(e[0], keys[i]);
+    }
+    assert_true(handed_over < DICT_KEYS / 1000);
+    /* Equal text in other objects: the tag matches, the pointer does not, and the
+     * exported call compares the text. */
+    void **copies = make_str_keys(rt, "key:", DICT_KEYS);
+    for (size_t i = 0; i < DICT_KEYS; i += 7)
+        assert_int_equal(tally_int_value(get_both(rt, d, copies[i])), (int64_t)i);
+    /* Absent keys: NULL and no error, whether the probe ends at an empty slot or at
+     * another key's tag (many lookups make both happen). */
+    void **absent = make_str_keys(rt, "none:", 4 * DICT_KEYS);
+    for (size_t i = 0; i < 4 * DICT_KEYS; i++)
+        assert_null(get_both(rt, d, absent[i]));
+    free_keys(absent, 4 * DICT_KEYS);
+    free_keys(copies, DICT_KEYS);
+    free_keys(keys, DICT_KEYS);
+    tally_decref(d);
+    tally_close(rt);
+}
+
+/* Deleted entries leave dummies on probes: the inline loop passes over them and
+ * still finds what follows, and does not find what was deleted. */
+static void test_dict_get_inline_after_deletions(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_rt();
+    void **keys = make_str_keys(rt, "key:", DICT_KEYS);
+    void *d = dict_of(rt, keys, DICT_KEYS);
+    for (size_t i = 0; i < DICT_KEYS; i += 3)
+        assert_int_equal(tally_dict_delete(d, keys[i]), 1);
+    assert_true(((const tally_dict_view *)d)->log2 >= 16); /* no rebuild yet */
+    for (size_t i = 0; i < DICT_KEYS; i++) {
+        void *v = get_both(rt, d, keys[i]);
+        if (i % 3 == 0)
+            assert_null(v);
+        else
+            assert_int_equal(tally_int_value(v), (int64_t)i);
+    }
+    /* Replaced values are read from the entry, not remembered. */
+    void *big = tally_int(rt, 1 << 20);
+    assert_int_equal(tally_dict_set(d, keys[1], big), 0);
+    assert_ptr_equal(get_both(rt, d, keys[1]), big);
+    tally_decref(big);
+    free_keys(keys, DICT_KEYS);
+    tally_decref(d);
+    tally_close(rt);
+}
+
+/* Everything the inline path does not handle goes to the exported call: a small
+ * dict, a dict with a non-str key, non-str keys, other objects, NULL. */
+static void test_dict_get_inline_hands_over(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_rt();
+    void **keys = make_str_keys(rt, "key:", DICT_KEYS);
+    void *small = dict_of(rt, keys, 100);
+    assert_true(((const tally_dict_view *)small)->log2 < 16);
+    for (size_t i = 0; i < 100; i++)
+        assert_int_equal(tally_int_value(get_both(rt, small, keys[i])), (int64_t)i);
+    assert_null(get_both(rt, small, keys[100]));
+
+    void *mixed = dict_of(rt, keys, DICT_KEYS);
+    void *ikey = tally_int(rt, 123456789), *ival = tally_int(rt, -1);
+    assert_int_equal(tally_dict_set(mixed, ikey, ival), 0);
+    assert_int_not_equal(((const tally_dict_view *)mixed)->layout, TALLY_DICT_LAYOUT_STR);
+    for (size_t i = 0; i < DICT_KEYS; i += 11)
+        assert_int_equal(tally_int_value(get_both(rt, mixed, keys[i])), (int64_t)i);
+    assert_ptr_equal(get_both(rt, mixed, ikey), ival);
+
+    void *big = dict_of(rt, keys, DICT_KEYS);
+    assert_null(get_both(rt, big, ikey)); /* an int key in a str-keyed dict */
+    assert_int_equal(tally_last_error(rt), TALLY_OK);
+    void *l = tally_list(rt, 0);
+    assert_null(get_both(rt, l, keys[0])); /* not a dict */
+    assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
+    assert_null(get_both(rt, NULL, keys[0]));
+    assert_null(get_both(rt, big, NULL));
+    assert_int_equal(tally_last_error(rt), TALLY_EINVAL);
+    void *empty = tally_dict(rt);
+    assert_null(get_both(rt, empty, keys[0]));
+    assert_int_equal(tally_last_error(rt), TALLY_OK);
+    tally_decref(empty);
+    tally_decref(l);
+    tally_decref(big);
+    tally_decref(ikey);
+    tally_decref(ival);
+    tally_decref(mixed);
+    tally_decref(small);
+    free_keys(keys, DICT_KEYS);
+    tally_close(rt);
+}
+
 int main(void)
 {
     unsetenv("TALLY_DEBUG");
@@ -290,6 +472,10 @@ int main(void)
         cmocka_unit_test(test_next_inline_and_exported_agree),
         cmocka_unit_test(test_next_inline_follows_changes),
         cmocka_unit_test(test_next_inline_other_iterators),
+        cmocka_unit_test(test_dict_view_matches_library),
+        cmocka_unit_test(test_dict_get_inline_and_exported_agree),
+        cmocka_unit_test(test_dict_get_inline_after_deletions),
+        cmocka_unit_test(test_dict_get_inline_hands_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -334,11 +334,37 @@ typedef struct tally_list_iter_view {
     size_t index;
 } tally_list_iter_view;
 
+/* The start of a dict.  While `layout` is TALLY_DICT_LAYOUT_STR, every key is a
+ * str, `entries` holds {key, value} pairs and `index` has 2^log2 slots.  For
+ * 16 <= log2 <= 31 (the tables the inline lookup reads) a slot is an int32_t:
+ * -1 empty, -2 deleted, or else entry number n in its low log2 bits and a tag,
+ * bits 32 and up of the key's hash (31 - log2 of them), above:
+ *     slot = n | ((hash >> 32) & ((1 << (31 - log2)) - 1)) << log2
+ * A key's probe visits slot hash & (2^log2 - 1) first and then, with perturb
+ * starting at the hash, perturb >>= 5; i = (5 * i + 1 + perturb) & (2^log2 - 1).
+ * A library that changes any of this gives such tables a new layout number, so
+ * that code built against these headers calls the exported function instead. */
+typedef struct tally_dict_view {
+    const void *index;
+    void *const *entries;
+    uint8_t log2;
+    uint8_t layout;
+} tally_dict_view;
+
+/* The start of a str: the hash of its bytes (what tally_hash returns). */
+typedef struct tally_str_view {
+    uint64_t hash;
+} tally_str_view;
+
 /* Type indexes of built-in objects, in the low bits of tally_head.info. */
 #define TALLY_INFO_TYPE_MASK 0xFFFFFu
 #define TALLY_TYPEIX_INT 0u
+#define TALLY_TYPEIX_STR 1u
 #define TALLY_TYPEIX_LIST 3u
+#define TALLY_TYPEIX_DICT 4u
 #define TALLY_TYPEIX_LIST_ITER 10u
+
+#define TALLY_DICT_LAYOUT_STR 2u
 
 static inline int tally_typeix_is_(const void *o, unsigned ix)
 {
@@ -413,7 +439,48 @@ static inline void *tally_next_inline(void *it)
     return (tally_next)(it);
 }
 
+/* The entry of `key` in a big str-keyed dict's index when it holds that very
+ * object (the common case: keys kept or interned), or NULL when the exported
+ * function must decide (another key with the same tag, the end of the probe).
+ * A slot matches when its bits above the entry number are the tag with the sign
+ * clear: one test passes over empty and deleted slots and other keys' entries. */
+static inline void *const *tally_dict_find_same_(const tally_dict_view *t, unsigned log2,
+                                                 const void *key)
+{
+    const uint64_t hash = ((const tally_str_view *)key)->hash;
+    const uint32_t low = ~(~0u << log2); /* the entry number's bits */
+    const uint32_t want = ((uint32_t)(hash >> 32) << log2) & 0x7FFFFFFFu;
+    const uint32_t *index = (const uint32_t *)t->index;
+    uint64_t i = hash & low, perturb = hash;
+    for (;;) {
+        uint32_t v = index[i];
+        if (((v ^ want) & ~low) == 0) {
+            void *const *e = t->entries + 2 * (size_t)(v & low);
+            return e[0] == key ? e : NULL;
+        }
+        if (v == 0xFFFFFFFFu) /* empty: the probe ends */
+            return NULL;
+        perturb >>= 5;
+        i = (5 * i + 1 + perturb) & low;
+    }
+}
+
+static inline void *tally_dict_get_inline(const void *d, void *key)
+{
+    if (d != NULL && key != NULL && tally_typeix_is_(d, TALLY_TYPEIX_DICT) &&
+        tally_typeix_is_(key, TALLY_TYPEIX_STR)) {
+        const tally_dict_view *t = (const tally_dict_view *)d;
+        if (t->layout == TALLY_DICT_LAYOUT_STR && t->log2 - 16u < 16u) {
+            void *const *e = tally_dict_find_same_(t, t->log2, key);
+            if (e != NULL)
+                return e[1]; /* borrowed, as the exported function returns it */
+        }
+    }
+    return (tally_dict_get)(d, key);
+}
+
 #ifndef TALLY_NO_INLINE
+#define tally_dict_get(d, key) tally_dict_get_inline((d), (key))
 #define tally_int(rt, value) tally_int_inline((rt), (value))
 #define tally_int_value(o) tally_int_value_inline((o))
 #define tally_list_size(l) tally_list_size_inline((l))

@@ -52,6 +52,18 @@
 #define MAX_LOG2 48      /* far beyond any heap; keeps every size computation exact */
 #define PERTURB_SHIFT 5
 
+/* The inline tally_dict_get (tally/types.h) reads a str-keyed table of 2^16 to
+ * 2^31 slots as this file writes it: a change to the slots, the tags or the
+ * probe sequence below must give such tables a new layout number. */
+_Static_assert(offsetof(tallyT_table, index) == offsetof(tally_dict_view, index) &&
+                   offsetof(tallyT_table, entries) == offsetof(tally_dict_view, entries) &&
+                   offsetof(tallyT_table, log2) == offsetof(tally_dict_view, log2) &&
+                   offsetof(tallyT_table, layout) == offsetof(tally_dict_view, layout),
+               "a table starts as tally_dict_view");
+_Static_assert(TALLYT_LAYOUT_STR == TALLY_DICT_LAYOUT_STR && IX_EMPTY == -1 && IX_DUMMY == -2 &&
+                   PERTURB_SHIFT == 5,
+               "the str-keyed table the inline lookup reads");
+
 
 static tallyT_table *table_of(const void *owner)
 {
@@ -820,6 +832,7 @@ typedef struct dict {
     tallyT_table t;  /* first: the table functions take the dict itself */
     int repr_active; /* a repr of this dict is in progress: show "{...}" */
 } dict;
+_Static_assert(offsetof(dict, t) == 0, "a dict starts with its table");
 
 /* d as a dict, or NULL with the error set (when d names a runtime to set it in). */
 static dict *as_dict(const void *d, const char *fn)
@@ -1000,7 +1013,7 @@ static TALLY_NOINLINE void *get_any(const void *d, void *key)
     return r == 0 ? get_absent(d) : value;
 }
 
-void *tally_dict_get(const void *d, void *key)
+void *(tally_dict_get)(const void *d, void *key)
 {
     /* The common case first: a str key in a dict keyed by strs (so the layout says
      * that the index exists), found as the very object stored. */

@@ -36,16 +36,18 @@ typedef union tallyT_word {
  *     SET    {hash, key}         16 bytes  a set (no values) */
 enum { TALLYT_LAYOUT_NONE, TALLYT_LAYOUT_MIXED, TALLYT_LAYOUT_STR, TALLYT_LAYOUT_SET };
 
+/* A dict starts as tally_dict_view (tally/types.h): index, entries, log2 and
+ * layout are where the inline tally_dict_get reads them (checked in protocol.c). */
 typedef struct tallyT_table {
     uint8_t *index;         /* 2^log2 slots, or NULL while nothing was ever stored */
     tallyT_word *entries;   /* usable entries of tallyT_width() words, [0, nentries) written */
+    uint8_t log2;           /* log2 of the index size; 0 while index is NULL */
+    uint8_t layout;         /* TALLYT_LAYOUT_*; NONE while index is NULL */
     size_t nentries;        /* entries written, deleted ones included */
     size_t used;            /* live entries */
     uint64_t version;       /* bumped on every insertion, deletion, resize, clear */
     size_t walk_i, walk_pos; /* tallyT_table_item's cursor, valid for walk_version */
     uint64_t walk_version;
-    uint8_t log2;           /* log2 of the index size; 0 while index is NULL */
-    uint8_t layout;         /* TALLYT_LAYOUT_*; NONE while index is NULL */
 } tallyT_table;
 
 /* Words per entry. */

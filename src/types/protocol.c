@@ -39,7 +39,8 @@ const tally_type *const tallyT_builtin[TALLY_BT_COUNT] = {
 _Static_assert(sizeof(tally_rt_view) <= sizeof(((tallyH_heap *)0)->view), "the runtime's view fits");
 _Static_assert(offsetof(tallyH_heap, view) == 0, "the runtime's view comes first");
 _Static_assert(TALLY_INFO_TYPE_MASK == TALLY_OF_TYPE_MASK, "type index mask");
-_Static_assert(TALLY_TYPEIX_INT == TALLY_BT_INT && TALLY_TYPEIX_LIST == TALLY_BT_LIST &&
+_Static_assert(TALLY_TYPEIX_INT == TALLY_BT_INT && TALLY_TYPEIX_STR == TALLY_BT_STR &&
+                   TALLY_TYPEIX_LIST == TALLY_BT_LIST && TALLY_TYPEIX_DICT == TALLY_BT_DICT &&
                    TALLY_TYPEIX_LIST_ITER == TALLY_BT_LIST_ITER,
                "built-in type indexes");
 _Static_assert(offsetof(tallyT_list, size) == offsetof(tally_list_view, size) &&

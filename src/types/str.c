@@ -35,8 +35,10 @@ typedef struct str_obj {
     char data[];    /* nbytes of UTF-8, then a NUL */
 } str_obj;
 
-/* Tables read a str key's hash as the object's first word (types.h). */
-_Static_assert(offsetof(str_obj, hash) == 0, "a str's hash must be its first word");
+/* Tables (types.h) and the inline tally_dict_get (tally_str_view) read a str
+ * key's hash as the object's first word. */
+_Static_assert(offsetof(str_obj, hash) == 0 && offsetof(tally_str_view, hash) == 0,
+               "a str's hash must be its first word");
 
 /* Text longer than this is refused before anything is read or allocated, so that
  * nbytes + 1 and the object's header can never overflow. */
