@@ -4,13 +4,21 @@
     cmake -S . -B build-bench -DTALLY_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release
     cmake --build build-bench --target types_bench
     python3 bench/run_types.py build-bench/bench [--reps 7] [--n 1000000] [--markdown]
+                               [--tests dictget,intern]
 
 Each (test, side) pair runs in its own process (types_bench.h lists the tests),
 the two sides of a test back to back, the one going first alternating between
 repetitions, pinned to one CPU.  It prints the median ns per operation of each
 side, their spread (interquartile range as a percentage of the median) and the
-speedup (CPython's time / Tally's), with the verdict against the issue's target
-of 2x, and checks that both sides computed the same value.
+speedup with the verdict against the issue's target of 2x, and checks that both
+sides computed the same value.
+
+The speedup is paired: each repetition's two runs are back to back, so the
+ratio of their times (CPython's / Tally's) compares the two sides under the
+same conditions, and the speedup is the median of those ratios, printed with
+their lowest and highest.  On a shared VM whose memory latency drifts over
+seconds, this is steadier than the ratio of the two sides' medians, which can
+pair a slow stretch of one side with a fast stretch of the other.
 """
 import argparse
 import os
@@ -47,11 +55,19 @@ def main():
     ap.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--tests", help="comma-separated subset of the tests (default: all)")
     args = ap.parse_args()
+    tests = TESTS
+    if args.tests:
+        wanted = args.tests.split(",")
+        unknown = set(wanted) - {t for t, _, _ in TESTS}
+        if unknown:
+            sys.exit(f"run_types: unknown tests {sorted(unknown)}")
+        tests = [t for t in TESTS if t[0] in wanted]
     cpu = None if args.no_pin else args.cpu
     sides = {s: os.path.join(args.bindir, "types_bench_" + s) for s in ("tally", "cpython")}
     results = {}
-    for test, _, _ in TESTS:
+    for test, _, _ in tests:
         times = {"tally": [], "cpython": []}
         checks = set()
         for rep in range(args.reps):
@@ -64,16 +80,19 @@ def main():
             sys.exit(f"run_types: the sides disagree on {test}: {sorted(checks)}")
         results[test] = times
     sep = " | " if args.markdown else "  "
-    header = ["test", "CPython call", "tally ns/op", "cpython ns/op", "speedup", "IQR % t/c", "target"]
+    header = ["test", "CPython call", "tally ns/op", "cpython ns/op", "speedup", "pairs min-max",
+              "IQR % t/c", "target"]
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
     else:
         print(sep.join(header))
-    for test, what, call in TESTS:
+    for test, what, call in tests:
         t, c = (statistics.median(results[test][s]) for s in ("tally", "cpython"))
-        ratio = c / t
+        pairs = [cn / tn for tn, cn in zip(results[test]["tally"], results[test]["cpython"])]
+        ratio = statistics.median(pairs)
         row = [f"{test}: {what}", call, f"{t:.1f}", f"{c:.1f}", f"{ratio:.2f}",
+               f"{min(pairs):.2f}-{max(pairs):.2f}",
                f"{iqr_percent(results[test]['tally']):.0f}/{iqr_percent(results[test]['cpython']):.0f}",
                "met" if ratio >= TARGET else "MISSED"]
         print(("| " + " | ".join(row) + " |") if args.markdown else sep.join(row))
