@@ -518,6 +518,51 @@ static void test_array_size_by_append(void **state)
     tally_close(rt);
 }
 
+/* A bytearray grows in place while the units after its data are free (the
+ * pointer stays, nothing is copied), and moves with its contents when another
+ * block is in the way. */
+static void test_bytearray_grows_in_place(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_hosted(NULL, 0);
+    void *b = tally_bytearray(rt, NULL, 0);
+    char chunk[4096];
+    size_t n = 0;
+    const void *first = NULL;
+    for (int i = 0; i < 60; i++) { /* 4 KiB to 240 KiB, medium all the way */
+        memset(chunk, 'a' + i % 26, sizeof chunk);
+        assert_int_equal(tally_bytearray_append(b, chunk, sizeof chunk), 0);
+        n += sizeof chunk;
+        const void *d = tally_bytearray_data(b);
+        if (tallyH_is_medium(heap(rt), d) && first == NULL)
+            first = d;
+        if (first != NULL)
+            assert_ptr_equal(d, first);
+    }
+    assert_non_null(first);
+    assert_int_equal(get_stats(rt).medium_blocks, 1);
+    /* Another buffer right after it: the next growth must move. */
+    void *a = build_array(rt, 5000);
+    assert_non_null(a);
+    assert_int_equal(get_stats(rt).medium_blocks, 2);
+    size_t usable = tally_sizeof(b);
+    for (int i = 60; n + sizeof chunk <= usable + 4 * sizeof chunk; i++) {
+        memset(chunk, 'a' + i % 26, sizeof chunk);
+        assert_int_equal(tally_bytearray_append(b, chunk, sizeof chunk), 0);
+        n += sizeof chunk;
+    }
+    assert_ptr_not_equal(tally_bytearray_data(b), first);
+    const uint8_t *d = tally_bytearray_data(b);
+    assert_int_equal(tally_bytearray_size(b), n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(d[i], 'a' + (int)(i / sizeof chunk) % 26);
+    assert_int_equal(tally_heap_check(rt), 0);
+    tally_decref(a);
+    tally_decref(b);
+    assert_int_equal(get_stats(rt).medium_blocks, 0);
+    tally_close(rt);
+}
+
 int main(void)
 {
     unsetenv("TALLY_DEBUG"); /* the tests choose their debug level */
@@ -535,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_debug_mode_falls_back),
         cmocka_unit_test(test_fixed_heap_falls_back),
         cmocka_unit_test(test_array_size_by_append),
+        cmocka_unit_test(test_bytearray_grows_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

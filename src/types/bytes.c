@@ -238,9 +238,27 @@ static size_t grown_capacity(size_t need)
     return cap > BYTES_MAX ? BYTES_MAX : cap;
 }
 
+/* Gives the data `cap` bytes' room without a copy and without running user code
+ * (a medium block grown in place, a huge block's pages moved): true, or false
+ * with nothing changed. */
+static bool grow_nocopy(bytearray_obj *b, size_t cap)
+{
+    if (b->data == NULL)
+        return false;
+    tallyH_heap *h = tallyT_heap(b);
+    uint8_t *d = tallyH_buf_resize_nocopy(h, b->data, cap);
+    if (d == NULL)
+        return false;
+    size_t usable = tallyH_buf_usable(h, d);
+    b->data = d;
+    b->cap = usable < BYTES_MAX ? usable : BYTES_MAX;
+    return true;
+}
+
 /* Makes room for `extra` more bytes than b has now: 0, or -1 with the error set
- * and b unchanged.  The allocation may run user code that resizes b, so the need
- * is computed again afterwards and the current contents are copied. */
+ * and b unchanged.  The data grows without a copy where the heap can do that
+ * quietly; else the allocation may run user code that resizes b, so the need is
+ * computed again afterwards and the current contents are copied. */
 static int reserve(bytearray_obj *b, size_t extra, const char *what)
 {
     tally_rt *rt = tally_runtime_of(b);
@@ -253,8 +271,11 @@ static int reserve(bytearray_obj *b, size_t extra, const char *what)
             return -1;
         if (need <= b->cap)
             return 0;
+        size_t cap = grown_capacity(need);
+        if (grow_nocopy(b, cap))
+            return 0;
         uint8_t *old = b->data;
-        size_t size = b->size, cap = grown_capacity(need);
+        size_t size = b->size;
         uint8_t *d = tallyH_buf_alloc(h, cap);
         if (d == NULL)
             return -1;
