@@ -37,7 +37,7 @@ typedef union tallyT_word {
 enum { TALLYT_LAYOUT_NONE, TALLYT_LAYOUT_MIXED, TALLYT_LAYOUT_STR, TALLYT_LAYOUT_SET };
 
 /* A dict starts as tally_dict_view (tally/types.h): index, entries, log2 and
- * layout are where the inline tally_dict_get reads them (checked in protocol.c). */
+ * layout are where the inline tally_dict_get reads them (checked in dict.c). */
 typedef struct tallyT_table {
     uint8_t *index;         /* 2^log2 slots, or NULL while nothing was ever stored */
     tallyT_word *entries;   /* usable entries of tallyT_width() words, [0, nentries) written */
