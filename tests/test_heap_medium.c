@@ -449,6 +449,33 @@ static void test_free_of_medium_refused(void **state)
     tally_close(rt);
 }
 
+/* The same refusal when the pool header the fast path would read lies in freed
+ * units (poisoned under AddressSanitizer): the buffer's own first bytes are
+ * past a 16 KiB boundary whose units were another buffer's. */
+static void test_free_of_medium_refused_after_neighbour_freed(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_hosted(NULL, 0);
+    tallyH_heap *h = heap(rt);
+    uint8_t *a = tallyH_buf_alloc(h, 40000), *b = tallyH_buf_alloc(h, 40000);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(tallyH_is_medium(h, a) && tallyH_is_medium(h, b));
+    tallyH_buf_free(h, a);
+    /* b's pool-aligned base is inside a's freed units unless b starts on it. */
+    uint8_t *base = (uint8_t *)((uintptr_t)b & ~(uintptr_t)(TALLY_POOL_SIZE - 1));
+    uint8_t *p = base == b ? b + TALLY_POOL_SIZE / 2 : b;
+    tally_free(rt, p);
+    assert_int_equal(tally_last_error(rt), TALLY_EFOREIGN);
+    tally_clear_error(rt);
+    assert_null(tally_realloc(rt, p, 100));
+    assert_int_equal(tally_last_error(rt), TALLY_EFOREIGN);
+    assert_int_equal(get_stats(rt).medium_blocks, 1);
+    assert_int_equal(tally_heap_check(rt), 0);
+    tallyH_buf_free(h, b);
+    tally_close(rt);
+}
+
 static void test_debug_mode_falls_back(void **state)
 {
     (void)state;
@@ -577,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_traced),
         cmocka_unit_test(test_free_of_medium_refused),
+        cmocka_unit_test(test_free_of_medium_refused_after_neighbour_freed),
         cmocka_unit_test(test_debug_mode_falls_back),
         cmocka_unit_test(test_fixed_heap_falls_back),
         cmocka_unit_test(test_array_size_by_append),

@@ -517,12 +517,26 @@ static bool free_checked(tallyH_heap *h, void *ptr)
  * a live small block it can vouch for (the slow path then checks and reports).
  * Ownership and the header tag are checked once per pool run: last_pool is a
  * live small pool of this heap that passed them (cleared when it is released). */
+/* The first word of the pool-aligned unit below a pointer being released: the
+ * tag of its pool if it is a small block.  For a misused pointer it may be bytes
+ * the heap poisoned for AddressSanitizer (a container's buffer after freed medium
+ * units), so an ASan build reads it without being instrumented and lets the slow
+ * path refuse the pointer, as every other build does. */
+TALLY_INLINE uintptr_t pool_word(const tallyH_pool *p)
+{
+#if TALLY_ASAN
+    return tallyB_peek_word(&p->tag);
+#else
+    return p->tag;
+#endif
+}
+
 TALLY_INLINE bool free_small(tallyH_heap *h, void *ptr, bool traced)
 {
     uintptr_t a = (uintptr_t)ptr;
     tallyH_pool *p = tallyH_pool_of(ptr);
     if (p != h->last_pool) {
-        if (!tallyH_owns(h, a) || p->tag != tallyH_tag(h, p, TALLY_POOL_SMALL))
+        if (!tallyH_owns(h, a) || pool_word(p) != tallyH_tag(h, p, TALLY_POOL_SMALL))
             return false;
         h->last_pool = p;
     }
