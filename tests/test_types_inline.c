@@ -3,16 +3,15 @@
  *
  * Each inline call (tally_int, tally_int_value, tally_list_size,
  * tally_list_append, tally_next, tally_dict_get) must behave exactly as the
- * exported function,
- * reached here as (tally_int)(...): the same results, errors and counts, on the
- * common path and on every case the inline code hands over (a small int not made
- * yet, a value outside the small range, a full list, a list at the end of its
- * iteration, a dict too small or not keyed by strs only, a key equal to a stored
- * one but not the same object, deleted entries on a probe, objects of other
- * types, NULL).  The view of
- * the runtime the inline code reads must say what the library means (small
- * range, table), and the layout constants must match (checked by the library at
- * build time; here through behaviour).
+ * exported function, reached here as (tally_int)(...): the same results, errors
+ * and counts, on the common path and on every case the inline code hands over (a
+ * small int not made yet, a value outside the small range, a full list, a list at
+ * the end of its iteration, a dict too small or not keyed by strs only, a key
+ * equal to a stored one but not the same object, deleted entries on a probe,
+ * objects of other types, NULL).  The views the inline code reads (the runtime's
+ * small ints, a dict's table) must say what the library means, and the layout
+ * constants must match (checked by the library at build time; here through
+ * behaviour).
  */
 #define _GNU_SOURCE
 #include "test_objects.h"
