@@ -96,16 +96,17 @@ static size_t slot_width(unsigned log2)
  * entry, and in a str-keyed table without reading the key's str either (each a
  * cache miss in a big table).  Equal hashes have equal tags, so no key that
  * could be equal is ever skipped. */
-static unsigned tag_bits(unsigned log2)
+TALLY_INLINE uint64_t tag_of_w(size_t width, unsigned log2, uint64_t hash)
 {
-    unsigned bits = 8 * (unsigned)slot_width(log2) - 1 - log2;
-    return bits > 32 ? 32 : bits;
+    unsigned bits = 8 * (unsigned)width - 1 - log2;
+    if (bits > 32)
+        bits = 32;
+    return bits == 0 ? 0 : (hash >> 32) & (((uint64_t)1 << bits) - 1);
 }
 
 static uint64_t tag_of(unsigned log2, uint64_t hash)
 {
-    unsigned bits = tag_bits(log2);
-    return bits == 0 ? 0 : (hash >> 32) & (((uint64_t)1 << bits) - 1);
+    return tag_of_w(slot_width(log2), log2, hash);
 }
 
 /* What a slot holds for entry n of a key with this hash. */
@@ -122,15 +123,24 @@ static int64_t tagged_entry(int64_t v, unsigned log2, uint64_t tag)
     return (int64_t)((uint64_t)v & (((uint64_t)1 << log2) - 1));
 }
 
+/* Slot i of an index of `width`-byte slots (a constant wherever this is inlined). */
+TALLY_INLINE int64_t ix_load(const uint8_t *index, size_t width, size_t i)
+{
+    switch (width) {
+    case 1:
+        return ((const int8_t *)index)[i];
+    case 2:
+        return ((const int16_t *)(const void *)index)[i];
+    case 4:
+        return ((const int32_t *)(const void *)index)[i];
+    default:
+        return ((const int64_t *)(const void *)index)[i];
+    }
+}
+
 static int64_t ix_get(const uint8_t *index, unsigned log2, size_t i)
 {
-    if (log2 <= 7)
-        return ((const int8_t *)index)[i];
-    if (log2 <= 15)
-        return ((const int16_t *)(const void *)index)[i];
-    if (log2 <= 31)
-        return ((const int32_t *)(const void *)index)[i];
-    return ((const int64_t *)(const void *)index)[i];
+    return ix_load(index, slot_width(log2), i);
 }
 
 static void ix_set(uint8_t *index, unsigned log2, size_t i, int64_t ix)
@@ -448,21 +458,6 @@ TALLY_INLINE tallyT_word *find_str(const tallyT_table *t, const void *key, uint6
     }
 }
 
-/* Slot i of an index of `width`-byte slots (a constant wherever this is inlined). */
-TALLY_INLINE int64_t ix_load(const uint8_t *index, size_t width, size_t i)
-{
-    switch (width) {
-    case 1:
-        return ((const int8_t *)index)[i];
-    case 2:
-        return ((const int16_t *)(const void *)index)[i];
-    case 4:
-        return ((const int32_t *)(const void *)index)[i];
-    default:
-        return ((const int64_t *)(const void *)index)[i];
-    }
-}
-
 /* find_str for a lookup whose key is the very str object stored (the common case:
  * keys reused or interned), for one slot width, so that the width and the tag are
  * worked out once and the probe calls nothing (no stack frame, few instructions:
@@ -472,9 +467,8 @@ TALLY_INLINE int64_t ix_load(const uint8_t *index, size_t width, size_t i)
 TALLY_INLINE const tallyT_word *find_same_w(const tallyT_table *t, const void *key,
                                            uint64_t hash, size_t width, bool *sure)
 {
-    const unsigned log2 = t->log2, bits = 8 * (unsigned)width - 1 - log2;
-    const uint64_t tag = (hash >> 32) & (bits >= 32 ? 0xFFFFFFFFu : ((uint64_t)1 << bits) - 1);
-    const uint64_t low = ((uint64_t)1 << log2) - 1, want = tag << log2;
+    const unsigned log2 = t->log2;
+    const uint64_t low = ((uint64_t)1 << log2) - 1, want = tag_of_w(width, log2, hash) << log2;
     for (probe p = probe_start(log2, hash);; probe_next(&p)) {
         int64_t v = ix_load(t->index, width, p.i);
         if (v == IX_EMPTY)
