@@ -269,11 +269,7 @@ bool tallyM_lookup(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tallyM_re
             return true;
         }
     }
-    tallyM_entry *e = large_find(s, p, 0);
-    if (e == NULL)
-        return false;
-    *ref = (tallyM_ref){NULL, NULL, e, e->size, e->site};
-    return true;
+    return tallyM_lookup_domain(s, p, 0, ref);
 }
 
 bool tallyM_lookup_domain(tallyM_state *s, uintptr_t p, uint32_t domain, tallyM_ref *ref)
@@ -286,8 +282,8 @@ bool tallyM_lookup_domain(tallyM_state *s, uintptr_t p, uint32_t domain, tallyM_
 }
 
 /* Traces (p, domain) in the large table: tallyM_put's large branch, and tracking. */
-static bool large_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain, size_t size,
-                      uint32_t site, size_t *replaced)
+bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain,
+                       size_t size, uint32_t site, size_t *replaced)
 {
     size_t before = s->nlarge;
     tallyM_entry *e = large_claim(h, s, p, domain);
@@ -299,13 +295,6 @@ static bool large_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t dom
     e->size = size;
     e->site = site;
     return true;
-}
-
-bool tallyM_put_domain(tallyH_heap *h, tallyM_state *s, uintptr_t p, uint32_t domain,
-                       size_t size, uint32_t site, size_t *replaced)
-{
-    *replaced = 0;
-    return large_put(h, s, p, domain, size, site, replaced);
 }
 
 bool tallyM_lookup_live(const tallyH_heap *h, tallyM_state *s, uintptr_t p, tallyM_ref *ref)
@@ -366,7 +355,7 @@ bool tallyM_put(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t size, uint3
         tallyM_slot_fill(s, r, slot, size, site);
         return true;
     }
-    return large_put(h, s, p, 0, size, site, replaced);
+    return tallyM_put_domain(h, s, p, 0, size, site, replaced);
 }
 
 void tallyM_each(const tallyM_state *s, tallyM_visit_fn fn, void *arg)

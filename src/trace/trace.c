@@ -159,32 +159,25 @@ static void record(tallyH_heap *h, tallyM_state *s, uintptr_t p, size_t n, uint3
     s->untraced++;
 }
 
-static void on_alloc(void *arg, void *p, size_t n, const char *file, int line, const void *caller)
+/* alloc for every block, and for a small one whose pool the heap hands over
+ * live when on_alloc_small's common case does not hold (sampling, native stacks,
+ * a site not in the cache, a pool not yet linked to its record, a stale trace):
+ * out of line, so that on_alloc_small needs no stack frame. */
+static TALLY_NOINLINE void on_alloc(void *arg, void *p, size_t n, const char *file, int line,
+                                    const void *caller)
 {
     tally_rt *rt = rt_of_arg(arg);
     tallyM_state *s = &rt->trace;
     if (!sampled(s, n))
-        return;
+        return; /* a block just handed out has no trace to drop */
     uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
     record(&rt->heap, s, (uintptr_t)p, n, site);
-}
-
-/* alloc for a small block whose pool the heap hands over live, when
- * on_alloc_small's common case does not hold: sampling, native stacks, a site
- * not in the cache, a pool not yet linked to its record, a stale trace. */
-static TALLY_NOINLINE void alloc_small_general(tally_rt *rt, void *p, size_t n, const char *file,
-                                               int line, const void *caller)
-{
-    tallyM_state *s = &rt->trace;
-    if (!sampled(s, n))
-        return; /* a block just handed out has no trace to drop */
-    record(&rt->heap, s, (uintptr_t)p, n, tallyM_site_of(&rt->heap, s, file, line, caller));
 }
 
 /* The common case of a small allocation: every block traced (no sampling), one
  * frame, a site in the cache, the pool linked to its record (the slot is found
  * in two loads, no search) and the slot free.  It makes no call, so it needs no
- * stack frame; anything else goes to alloc_small_general. */
+ * stack frame; anything else goes to on_alloc. */
 static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, const char *file,
                            int line, const void *caller)
 {
@@ -196,7 +189,7 @@ static void on_alloc_small(void *arg, tallyH_pool *pool, void *p, size_t n, cons
     tallyM_pooltrace *r = site != 0 ? tallyM_rec_of(&rt->heap, pool) : NULL;
     tallyM_slot *slot = r != NULL ? tallyM_slot_of(r, pool, (uintptr_t)p) : NULL;
     if (slot == NULL || slot->site != 0) {
-        alloc_small_general(rt, p, n, file, line, caller);
+        on_alloc(arg, p, n, file, line, caller);
         return;
     }
     tallyM_slot_fill(s, r, slot, n, site - 1);
@@ -426,6 +419,16 @@ void tally_trace_get_stats(tally_rt *rt, tally_trace_stats *out)
 
 /* ---- domains --------------------------------------------------------------------- */
 
+/* Drops the trace of (ptr, domain), if any. */
+static void untrack_one(tallyM_state *s, unsigned domain, uintptr_t ptr)
+{
+    tallyM_ref ref;
+    if (tallyM_lookup_domain(s, ptr, domain, &ref)) {
+        sub_current(s, ref.size);
+        tallyM_drop(s, &ref);
+    }
+}
+
 static int track(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size, const char *file,
                  int line, const void *caller)
 {
@@ -438,13 +441,8 @@ static int track(tally_rt *rt, unsigned domain, uintptr_t ptr, size_t size, cons
                          domain == 0 ? "domain" : "address");
         return -1;
     }
-    tallyM_ref ref;
-    bool had = tallyM_lookup_domain(s, ptr, domain, &ref);
     if (!sampled(s, size)) { /* a new size, not sampled this time: the old trace goes */
-        if (had) {
-            sub_current(s, ref.size);
-            tallyM_drop(s, &ref);
-        }
+        untrack_one(s, domain, ptr);
         return 0;
     }
     uint32_t site = tallyM_site_of(&rt->heap, s, file, line, caller);
@@ -482,11 +480,7 @@ int tally_trace_untrack(tally_rt *rt, unsigned domain, uintptr_t ptr)
                          "tally_trace_untrack: domain 0 is the heap's (tally_free untraces)");
         return -1;
     }
-    tallyM_ref ref;
-    if (tallyM_lookup_domain(s, ptr, domain, &ref)) {
-        sub_current(s, ref.size);
-        tallyM_drop(s, &ref);
-    }
+    untrack_one(s, domain, ptr);
     return 0;
 }
 
