@@ -81,4 +81,13 @@ TALLY_INLINE bool tallyH_bit_get(const uint64_t *map, uint32_t i)
     return (map[i >> 6] >> (i & 63)) & 1;
 }
 
+/* Bits set in the first nwords words of map. */
+TALLY_INLINE uint32_t tallyH_bits_count(const uint64_t *map, uint32_t nwords)
+{
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < nwords; w++)
+        n += (uint32_t)__builtin_popcountll(map[w]);
+    return n;
+}
+
 #endif /* TALLY_HEAP_BITMAP_H */

@@ -593,10 +593,7 @@ void tally_free(tally_rt *rt, void *ptr)
  * the counters follow. */
 static void large_set_size(tallyH_heap *h, tallyH_pool *p, size_t lsize)
 {
-    tallyB_anno_resize(h, p->data, p->lsize, lsize);
-    h->headroom -= (intptr_t)lsize - (intptr_t)p->lsize;
-    if (h->headroom < 0)
-        tallyH_new_peak(h);
+    tallyH_count_resize(h, p->data, p->lsize, lsize);
     h->large_bytes = h->large_bytes - p->lsize + lsize;
     p->lsize = lsize;
 }

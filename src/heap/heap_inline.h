@@ -27,6 +27,16 @@ TALLY_INLINE void tallyH_count_alloc(tallyH_heap *h, size_t size)
     h->nalloc++;
 }
 
+/* Block p, at the same address, went from old_n to new_n bytes: the tools and
+ * the bytes in use follow (the kind's own counters are the caller's). */
+TALLY_INLINE void tallyH_count_resize(tallyH_heap *h, void *p, size_t old_n, size_t new_n)
+{
+    tallyB_anno_resize(h, p, old_n, new_n);
+    h->headroom -= (intptr_t)new_n - (intptr_t)old_n;
+    if (h->headroom < 0)
+        tallyH_new_peak(h);
+}
+
 /* Takes a free block from p, which has one.  If that was p's last free block, the
  * caller must hand the block to tallyH_pool_filled() (a tail call, so that the
  * fast path needs no stack frame).  Counting is the caller's (tallyH_count_alloc):

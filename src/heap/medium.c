@@ -222,11 +222,8 @@ static bool resize(tallyH_heap *h, tallyH_medium *m, uint32_t i, uint32_t have, 
     }
     size_t old_n = (size_t)have << UNIT_SHIFT, new_n = (size_t)want << UNIT_SHIFT;
     uint8_t *p = (uint8_t *)m + ((size_t)i << UNIT_SHIFT);
-    tallyB_anno_resize(h, p, old_n, new_n);
+    tallyH_count_resize(h, p, old_n, new_n);
     h->medium_bytes = h->medium_bytes - old_n + new_n;
-    h->headroom -= (intptr_t)new_n - (intptr_t)old_n;
-    if (h->headroom < 0)
-        tallyH_new_peak(h);
     return true;
 }
 
@@ -321,7 +318,7 @@ void *tallyH_buf_resize_nocopy(tallyH_heap *h, void *p, size_t n)
         return NULL;
     if (!tallyH_is_medium(h, p))
         return tallyH_resize_nocopy(h, p, n);
-    if (n <= h->class_max || n > TALLY_MEDIUM_MAX)
+    if (!medium_request(h, n))
         return NULL; /* a class or a large block serves it: the caller moves it */
     tallyH_medium *m = arena_of(p);
     if (!live_start(h, m, p, "resize of a buffer"))
@@ -351,14 +348,6 @@ int tallyH_medium_visit(tallyH_heap *h, int (*fn)(void *, size_t, void *), void 
     return 0;
 }
 
-static uint32_t popcount(const uint64_t *map)
-{
-    uint32_t n = 0;
-    for (uint32_t w = 0; w < NWORDS; w++)
-        n += (uint32_t)__builtin_popcountll(map[w]);
-    return n;
-}
-
 /* Problems of one arena's header and maps (0 or 1: the first one found). */
 static long check_arena(tallyH_heap *h, const tallyH_medium *m, size_t *live)
 {
@@ -370,7 +359,8 @@ static long check_arena(tallyH_heap *h, const tallyH_medium *m, size_t *live)
         header_free |= tallyH_bit_get(m->freemap, i) || tallyH_bit_get(m->startmap, i);
     if (m->tag != tallyH_tag(h, m, TALLY_POOL_MEDIUM) || m->heap != h)
         why = "tag or owner damaged";
-    else if (popcount(m->freemap) != m->nfree || popcount(m->startmap) != m->nblocks)
+    else if (tallyH_bits_count(m->freemap, NWORDS) != m->nfree ||
+             tallyH_bits_count(m->startmap, NWORDS) != m->nblocks)
         why = "counts disagree with the maps";
     else if (starts_free || header_free)
         why = "a block starts on a free unit, or the header is marked free";

@@ -27,7 +27,6 @@
 #include "heap/bitmap.h"
 #include "heap/heap.h"
 
-#define NONE TALLY_BIT_NONE /* the bitmap helpers are in bitmap.h */
 
 /* ---- lists --------------------------------------------------------------------- */
 
@@ -358,7 +357,7 @@ uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
             continue;
         uint32_t i = n == 1 ? tallyH_next_set(r->freemap, r->npools, 0)
                             : tallyH_find_run(r->freemap, r->npools, n);
-        if (i != NONE) {
+        if (i != TALLY_BIT_NONE) {
             *out = r;
             if (h->fixed)
                 h->nmaps++;
@@ -475,7 +474,7 @@ static size_t region_purge(tallyH_heap *h, tallyH_region *r)
         return 0;
     size_t bytes = 0;
     uint32_t i = 0;
-    while ((i = tallyH_next_set(r->dirtymap, r->npools, i)) != NONE) {
+    while ((i = tallyH_next_set(r->dirtymap, r->npools, i)) != TALLY_BIT_NONE) {
         uint32_t j = tallyH_next_clear(r->dirtymap, r->npools, i);
         size_t len = (size_t)(j - i) << TALLY_POOL_SHIFT;
         h->backend.purge(h->backend.ctx, r->base + ((size_t)i << TALLY_POOL_SHIFT), len);

@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include "heap/bitmap.h"
 #include "heap/heap.h"
 #include "heap/heap_inline.h"
 
@@ -306,9 +307,7 @@ static long check_lists(tallyH_heap *h)
         }
     }
     for (tallyH_region *r = h->regions; r; r = r->next) {
-        uint32_t count = 0;
-        for (uint32_t w = 0; w < (r->npools + 63) / 64; w++)
-            count += (uint32_t)__builtin_popcountll(r->freemap[w]);
+        uint32_t count = tallyH_bits_count(r->freemap, (r->npools + 63) / 64);
         if (r->tag != tallyH_tag(h, r, 0) || count != r->nfree) {
             tallyB_error_report(&h->err, TALLY_ECORRUPT, "region %p: header damaged", (void *)r);
             problems++;
