@@ -450,23 +450,29 @@ tally_error tallyH_block_find_user(tallyH_heap *h, const void *raw, const void *
     return block_find_at(h, (uintptr_t)raw, (uintptr_t)user, b, what);
 }
 
-/* Is `user` the start of a live block handed to a user (quietly: no report)? */
-bool tallyH_user_block_live(tallyH_heap *h, const void *user)
+/* The usable size of `user` if it is the start of a live block handed to a user,
+ * else 0 (quietly: no report). */
+size_t tallyH_user_block_size(tallyH_heap *h, const void *user)
 {
     uintptr_t a = (uintptr_t)user - (h->debug ? TALLY_DEBUG_HEAD : 0);
     if (!tallyH_owns_any(h, a))
-        return false;
+        return 0;
     tallyH_pool *p = tallyH_pool_of((void *)a);
     uintptr_t tag = tallyB_peek_word(p);
-    bool live;
+    size_t n;
     if (tag == tallyH_tag(h, p, TALLY_POOL_SMALL)) {
         int64_t idx = tallyH_pool_index(p, a);
-        live = idx >= 0 && !tallyH_pool_is_free(p, (uint32_t)idx);
+        if (idx < 0 || tallyH_pool_is_free(p, (uint32_t)idx))
+            return 0;
+        n = p->bsize;
+    } else if (tag == tallyH_tag(h, p, TALLY_POOL_LARGE) && a == (uintptr_t)p->data) {
+        n = p->lsize;
     } else {
-        live = tag == tallyH_tag(h, p, TALLY_POOL_LARGE) && a == (uintptr_t)p->data;
+        return 0;
     }
-    size_t n;
-    return live && (!h->debug || tallyH_debug_user_block((const uint8_t *)a, &n)); /* not quarantined */
+    if (h->debug && !tallyH_debug_user_block((const uint8_t *)a, &n))
+        return 0; /* in quarantine */
+    return n;
 }
 
 /* A live block the heap itself handed out (no checks). */

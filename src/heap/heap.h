@@ -491,7 +491,9 @@ TALLY_INTERNAL tally_error tallyH_block_find(tallyH_heap *h, const void *p, tall
 TALLY_INTERNAL tally_error tallyH_block_find_user(tallyH_heap *h, const void *raw,
                                                   const void *user, tallyH_block *b,
                                                   const char *what);
-TALLY_INTERNAL bool tallyH_user_block_live(tallyH_heap *h, const void *user);
+/* The usable size of `user` if it starts a live block handed to a user, else 0
+ * (quietly: no report). */
+TALLY_INTERNAL size_t tallyH_user_block_size(tallyH_heap *h, const void *user);
 /* A live block the heap handed out itself (no checks). */
 TALLY_INTERNAL void tallyH_block_of(void *raw, tallyH_block *b);
 TALLY_INTERNAL void tallyH_update_slow(tallyH_heap *h);

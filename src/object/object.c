@@ -417,9 +417,8 @@ int tally_is_object(tally_rt *rt, const void *p)
     for (size_t pre = sizeof(tally_head); pre <= sizeof(tally_head) + sizeof(tallyO_link);
          pre += sizeof(tallyO_link)) {
         const uint8_t *block = (const uint8_t *)p - pre;
-        if (a < pre + TALLY_DEBUG_HEAD || !tallyH_user_block_live(&rt->heap, block))
-            continue;
-        if (tally_usable_size(block) <= pre) /* p is past its end: a neighbour, not a header */
+        /* Not live, or p is past its end: a neighbour, not a header. */
+        if (a < pre + TALLY_DEBUG_HEAD || tallyH_user_block_size(&rt->heap, block) <= pre)
             continue;
         const tally_head *hd = tallyO_head(p);
         bool linked = (hd->info & TALLY_OF_LINKED) != 0;
