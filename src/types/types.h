@@ -26,7 +26,8 @@
 
 typedef struct tallyT_state {
     void *small_ints[TALLY_SMALL_INT_COUNT]; /* immortal ints, NULL until first asked */
-    uint64_t *interned;       /* intern table: open addressing, power of 2 (str.c) */
+    uint64_t *interned;       /* intern table: open addressing, power of 2 (str.c), */
+                              /* its words then a tag byte per slot, one block */
     size_t interned_cap;
     size_t interned_used;
     void *empty_tuple;        /* immortal, NULL until first asked */
