@@ -13,10 +13,7 @@
  * memory limit; tracing (a snapshot lists an array's buffer, with its site); a
  * medium block passed to tally_free or tally_realloc (TALLY_EFOREIGN, nothing
  * changes); debug mode and the fixed-buffer heap falling back to ordinary blocks;
- * the size an array of 10^4 int32 built by append takes (docs/sizes.md); and
- * buffers past the medium range: mappings of their own that grow and shrink
- * without an allocation, copied (refused by the no-copy resize) where they would
- * cross into huge pages, failures at every allocation and at the backend.
+ * and the size an array of 10^4 int32 built by append takes (docs/sizes.md).
  */
 #define _GNU_SOURCE
 #include "test_util.h"
@@ -285,11 +282,11 @@ static void check_array(void *a, size_t n)
         assert_int_equal(d[i], (int32_t)i);
 }
 
-/* Fails each allocation of building an array of n int32 by append in turn. */
-static void fault_every_point(size_t n)
+static void test_fault_at_every_allocation(void **state)
 {
+    (void)state;
     tally_rt *rt = open_hosted(NULL, 0);
-    size_t base = in_use(rt);
+    size_t n = 20000, base = in_use(rt);
     void *a = build_array(rt, n); /* warm-up: types registered, arena mapped */
     assert_non_null(a);
     tally_decref(a);
@@ -316,15 +313,6 @@ static void fault_every_point(size_t n)
     tally_close(rt);
 }
 
-/* In the medium range; then past it and past an arena (a mapping of its own,
- * copied into huge pages). */
-static void test_fault_at_every_allocation(void **state)
-{
-    (void)state;
-    fault_every_point(20000);
-    fault_every_point((test_arena_size() + test_arena_size() / 4) / sizeof(int32_t));
-}
-
 static void test_fault_direct_and_backend(void **state)
 {
     (void)state;
@@ -345,17 +333,6 @@ static void test_fault_direct_and_backend(void **state)
     void *p = tallyH_buf_alloc(h, n);
     assert_non_null(p);
     tallyH_buf_free(h, p);
-    /* The same for a buffer past the medium range (its own mapping, or pools). */
-    tally_heap_trim(rt);
-    base = in_use(rt);
-    size_t arenas = get_stats(rt).arenas;
-    tally_fault_inject(rt, TALLY_FAULT_BACKEND, 1, TALLY_FAULT_PERSIST);
-    assert_null(tallyH_buf_grow(h, h, TALLY_MEDIUM_MAX + 1));
-    assert_int_equal(tally_last_error(rt), TALLY_EFAULT);
-    tally_fault_inject(rt, TALLY_FAULT_BACKEND, 0, 0);
-    assert_int_equal(get_stats(rt).arenas, arenas);
-    assert_int_equal(in_use(rt), base);
-    assert_int_equal(tally_heap_check(rt), 0);
     tally_close(rt);
 }
 
@@ -617,116 +594,6 @@ static void test_bytearray_grows_in_place(void **state)
     tally_close(rt);
 }
 
-/* ---- buffers past the medium range ------------------------------------------------------ */
-
-/* The usable size of a buffer of n bytes that is a mapping of its own. */
-static size_t mapped_usable(size_t n)
-{
-    return TALLY_ALIGN_UP(n + TALLY_LARGE_HDR, 4096) - TALLY_LARGE_HDR;
-}
-
-/* Past the medium range and within an arena, a buffer is a mapping of its own
- * (where huge blocks can be remapped) and grows or shrinks without an allocation
- * (nothing copied), the contents kept and the statistics exact; at a quarter of
- * the medium range it is refused (the caller copies it into a medium block). */
-static void test_big_buffer_is_a_mapping(void **state)
-{
-    (void)state;
-    tally_config cfg;
-    tally_config_init(&cfg);
-    cfg.huge_pages = TALLY_HUGE_PAGES_OFF;
-    tally_rt *rt = open_with(&cfg, NULL, 0);
-    tallyH_heap *h = heap(rt);
-    struct tally_heap_stats base = get_stats(rt);
-    size_t n = TALLY_MEDIUM_MAX + 1;
-    size_t pools = (n + TALLY_LARGE_HDR + TALLY_POOL_SIZE - 1) / TALLY_POOL_SIZE;
-    /* A first buffer of that size is a run of pools, which reuses arenas. */
-    uint8_t *first = tallyH_buf_alloc(h, n);
-    assert_non_null(first);
-    assert_int_equal(tallyH_buf_usable(h, first), pools * TALLY_POOL_SIZE - TALLY_LARGE_HDR);
-    tallyH_buf_free(h, first);
-    tally_heap_trim(rt);
-    base = get_stats(rt);
-    /* One that replaces an outgrown buffer (any non-NULL old) is a mapping of its own. */
-    uint8_t *p = tallyH_buf_grow(h, h, n);
-    assert_non_null(p);
-    assert_false(tallyH_is_medium(h, p));
-    fill_pattern(p, n, 7);
-    struct tally_heap_stats s = get_stats(rt);
-    assert_int_equal(s.large_blocks, base.large_blocks + 1);
-    assert_int_equal(s.bytes_in_use, base.bytes_in_use + tallyH_buf_usable(h, p));
-    if (!tallyH_can_remap(h)) { /* Valgrind: a run of pools, as tally_malloc's */
-        tallyH_buf_free(h, p);
-        tally_close(rt);
-        return;
-    }
-    assert_int_equal(tallyH_buf_usable(h, p), mapped_usable(n));
-    assert_int_equal(s.arenas, base.arenas + 1);
-    /* Growth by an eighth to past an arena: no allocation, contents kept. */
-    size_t kept = n;
-    while (n < 2 * test_arena_size()) {
-        n += n / 8;
-        uint8_t *q = tallyH_buf_resize_nocopy(h, p, n);
-        assert_non_null(q);
-        p = q;
-        assert_int_equal(check_pattern(p, kept, 7), kept);
-        assert_int_equal(tallyH_buf_usable(h, p), mapped_usable(n));
-        s = get_stats(rt);
-        assert_int_equal(s.allocs, base.allocs + 1);
-        assert_int_equal(s.bytes_in_use, base.bytes_in_use + mapped_usable(n));
-        assert_int_equal(tally_heap_check(rt), 0);
-    }
-    /* Back down to just past the medium range: still in place, the tail given back. */
-    uint8_t *q = tallyH_buf_resize_nocopy(h, p, TALLY_MEDIUM_MAX + 1);
-    assert_ptr_equal(q, p);
-    assert_int_equal(tallyH_buf_usable(h, p), mapped_usable(TALLY_MEDIUM_MAX + 1));
-    assert_int_equal(check_pattern(p, TALLY_MEDIUM_MAX + 1, 7), TALLY_MEDIUM_MAX + 1);
-    /* A quarter of the medium range: refused, nothing changed. */
-    assert_null(tallyH_buf_resize_nocopy(h, p, TALLY_MEDIUM_MAX / 4));
-    assert_int_equal(tallyH_buf_usable(h, p), mapped_usable(TALLY_MEDIUM_MAX + 1));
-    assert_int_equal(tally_heap_check(rt), 0);
-    tallyH_buf_free(h, p);
-    s = get_stats(rt);
-    assert_int_equal(s.bytes_in_use, base.bytes_in_use);
-    assert_int_equal(s.arenas, base.arenas);
-    assert_int_equal(s.large_blocks, base.large_blocks);
-    tally_close(rt);
-}
-
-/* With huge pages (the default), a buffer growing past an arena is refused at
- * that step (so copied by its container into a mapping that gets huge pages from
- * its first byte); below and above that step it grows without an allocation. */
-static void test_big_buffer_copied_into_huge_pages(void **state)
-{
-    (void)state;
-    tally_rt *rt = open_hosted(NULL, 0);
-    tallyH_heap *h = heap(rt);
-    if (!tallyH_can_remap(h) || h->thp_min == SIZE_MAX) {
-        tally_close(rt);
-        skip();
-    }
-    size_t n = TALLY_MEDIUM_MAX + 1, arena = test_arena_size();
-    uint8_t *p = tallyH_buf_grow(h, h, n); /* any non-NULL old: a growth */
-    assert_non_null(p);
-    assert_non_null(p = tallyH_buf_resize_nocopy(h, p, arena - 2 * 4096));
-    assert_null(tallyH_buf_resize_nocopy(h, p, arena + 1));
-    assert_int_equal(tallyH_buf_usable(h, p), mapped_usable(arena - 2 * 4096));
-    tallyH_buf_free(h, p);
-    /* A list appended to across that size keeps its items. */
-    void *l = tally_list(rt, 0);
-    void *one = tally_int(rt, 1);
-    size_t items = 3 * arena / sizeof(void *);
-    for (size_t i = 0; i < items; i++)
-        assert_int_equal(tally_list_append(l, one), 0);
-    assert_int_equal(tally_list_size(l), items);
-    for (size_t i = 0; i < items; i += 997)
-        assert_ptr_equal(tally_list_get(l, (ptrdiff_t)i), one);
-    assert_int_equal(tally_heap_check(rt), 0);
-    tally_decref(l);
-    tally_decref(one);
-    tally_close(rt);
-}
-
 int main(void)
 {
     unsetenv("TALLY_DEBUG"); /* the tests choose their debug level */
@@ -746,8 +613,6 @@ int main(void)
         cmocka_unit_test(test_fixed_heap_falls_back),
         cmocka_unit_test(test_array_size_by_append),
         cmocka_unit_test(test_bytearray_grows_in_place),
-        cmocka_unit_test(test_big_buffer_is_a_mapping),
-        cmocka_unit_test(test_big_buffer_copied_into_huge_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,9 +24,7 @@
  * takes about 0.8 ms against 3.8 ms in 2,048 faults of 4 KiB pages.  The price is
  * that a touched stretch is resident whole, at most 2 MiB (less one page) per
  * block, and only for blocks of 2 MiB or more: at most the block's own size.
- * Memory that was already touched keeps its small pages (which is why the heap
- * copies a container's buffer rather than remap it past TALLY_THP_MIN: see
- * tallyH_backend_thp_min and heap.c's crosses_into_thp).  With the kernel's
+ * Memory that was already touched keeps its small pages.  With the kernel's
  * setting at "never" the advice does nothing; tally_config.huge_pages =
  * TALLY_HUGE_PAGES_OFF (or TALLY_HUGE_PAGES=0 in the environment) picks the
  * backend without it.
@@ -158,11 +156,6 @@ static bool wants_huge_pages(const tally_config *cfg)
     if (cfg->huge_pages == TALLY_HUGE_PAGES_AUTO)
         return cfg->max_bytes == 0;
     return cfg->huge_pages == TALLY_HUGE_PAGES_ON;
-}
-
-size_t tallyH_backend_thp_min(const tally_backend *b)
-{
-    return b->map == os_map && b->ctx == &huge_pages ? TALLY_THP_MIN : SIZE_MAX;
 }
 
 const tally_backend *tallyH_backend_for(const tally_config *cfg)

@@ -26,10 +26,6 @@
  * Containers' buffers of the sizes between are "medium" blocks instead, of
  * 256-byte units (medium.c, through the tallyH_buf_* calls): tally_malloc never
  * hands one out, and the slow paths of tally_free and tally_realloc refuse one.
- * A buffer that replaces an outgrown one is a huge block past the medium range,
- * even below an arena, where huge blocks can be remapped (tallyH_buf_big_at),
- * and stays huge while tallyH_resize_nocopy resizes it down to the medium range:
- * a growing list moves its pages instead of being copied through runs of pools.
  *
  * When memory runs out, the heap releases the empty pools classes keep, flushes
  * the debug quarantine, unmaps cached empty arenas, calls the exhaustion hook (the
@@ -132,11 +128,6 @@ static size_t pools_for(size_t n)
 {
     return (TALLY_LARGE_HDR + n + TALLY_POOL_MASK) >> TALLY_POOL_SHIFT;
 }
-
-/* tally_malloc's blocks of more than this many bytes are huge (pools_for(n) >
- * TALLY_ARENA_POOLS); containers' buffers may be huge from TALLY_MEDIUM_MAX up. */
-#define HUGE_FLOOR (TALLY_ARENA_SIZE - TALLY_LARGE_HDR)
-_Static_assert(TALLY_MEDIUM_MAX < HUGE_FLOOR, "buffers' huge range starts below an arena");
 
 static uint8_t *large_alloc(tallyH_heap *h, size_t n)
 {
@@ -637,12 +628,11 @@ static bool huge_resize(tallyH_heap *h, tallyH_pool *p, size_t n)
 }
 
 /* A huge block stays huge in place, by remapping, or (shrinking, without remap())
- * as long as it wastes at most half of itself.  One of floor bytes or fewer is
- * copied out: with HUGE_FLOOR, into an arena (the transition between huge and
- * large takes the copy path); with TALLY_MEDIUM_MAX, a buffer's, into a medium block. */
-static bool huge_fits(tallyH_heap *h, tallyH_pool *p, size_t n, size_t floor)
+ * as long as it wastes at most half of itself.  One that would fit an arena is
+ * copied into one: the transition between huge and large takes the copy path. */
+static bool huge_fits(tallyH_heap *h, tallyH_pool *p, size_t n)
 {
-    if (n > floor && huge_resize(h, p, n))
+    if (pools_for(n) > TALLY_ARENA_POOLS && huge_resize(h, p, n))
         return true;
     return n <= p->lsize && n >= p->lsize / 2;
 }
@@ -665,12 +655,11 @@ static void huge_moved(tallyH_heap *h, tallyH_pool *p, tallyH_pool *q, size_t si
 }
 
 /* Moves huge block p, without copying, to a new arena-aligned owned mapping big
- * enough for n bytes (more than floor, as for huge_fits): the backend moves the
- * pages there.  Returns the block's new address, or NULL with the error set and p
- * untouched. */
-static uint8_t *huge_move(tallyH_heap *h, tallyH_pool *p, size_t n, size_t floor)
+ * enough for n bytes: the backend moves the pages there.  Returns the block's new
+ * address, or NULL with the error set and p untouched. */
+static uint8_t *huge_move(tallyH_heap *h, tallyH_pool *p, size_t n)
 {
-    if (!huge_remappable(h) || n <= floor)
+    if (!huge_remappable(h) || pools_for(n) <= TALLY_ARENA_POOLS)
         return NULL;
     size_t old_size = p->lsize + TALLY_LARGE_HDR, size = huge_map_size(n);
     uint8_t *m = tallyH_map_owned(h, size);
@@ -687,13 +676,13 @@ static uint8_t *huge_move(tallyH_heap *h, tallyH_pool *p, size_t n, size_t floor
 }
 
 /* Resizes large block b in place to hold n bytes, if its region allows. */
-static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n, size_t huge_floor)
+static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n)
 {
     tallyH_pool *p = b->pool;
     if (n <= h->class_max)
         return false; /* a pool class serves it with less waste */
     if (p->region == NULL)
-        return huge_fits(h, p, n, huge_floor);
+        return huge_fits(h, p, n);
     size_t want = pools_for(n);
     if (want == p->nunits)
         return true;
@@ -709,10 +698,10 @@ static bool large_resize(tallyH_heap *h, tallyH_block *b, size_t n, size_t huge_
     return true;
 }
 
-static bool fits_in_place(tallyH_heap *h, tallyH_block *b, size_t n, size_t huge_floor)
+static bool fits_in_place(tallyH_heap *h, tallyH_block *b, size_t n)
 {
     if (b->large)
-        return large_resize(h, b, n, huge_floor);
+        return large_resize(h, b, n);
     /* Keep a small block unless it would waste more than half of itself. */
     return n <= b->size && (n > b->size / 2 || b->size <= 16);
 }
@@ -757,10 +746,9 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
         return NULL;
     /* A failed attempt to remap is no failure of the call: its error is dropped. */
     tally_error before = h->err.code;
-    bool stays = fits_in_place(h, &b, n, HUGE_FLOOR);
+    bool stays = fits_in_place(h, &b, n);
     uint8_t *q = stays ? (uint8_t *)p : NULL;
-    if (!stays && b.large && b.pool->region == NULL &&
-        (q = huge_move(h, b.pool, n, HUGE_FLOOR)) != NULL)
+    if (!stays && b.large && b.pool->region == NULL && (q = huge_move(h, b.pool, n)) != NULL)
         h->nalloc++; /* counted as the copy path counts it: one allocation, so one free */
     h->err.code = before;
     if (q != NULL)
@@ -776,17 +764,6 @@ static void *realloc_checked(tallyH_heap *h, void *p, size_t n)
     return q;
 }
 
-/* Would growing block b to n bytes take its mapping past h->thp_min, where the
- * backend gives huge pages?  The pages it has touched would stay small, and the
- * rest of their 2 MiB stretch be faulted in by small pages too: a buffer is
- * better copied into a fresh mapping, which gets huge pages from its first byte
- * (a list appended to from 1 MiB to 2 MiB: 0.8 ms by small pages, 0.35 copied). */
-static bool crosses_into_thp(const tallyH_heap *h, const tallyH_block *b, size_t n)
-{
-    return b->large && b->pool->region == NULL && b->pool->lsize + TALLY_LARGE_HDR <= h->thp_min &&
-           huge_map_size(n) > h->thp_min;
-}
-
 void *tallyH_resize_nocopy(tallyH_heap *h, void *p, size_t n)
 {
     if (p == NULL || n == 0 || h->debug)
@@ -795,49 +772,17 @@ void *tallyH_resize_nocopy(tallyH_heap *h, void *p, size_t n)
     tallyH_block b;
     uint8_t *q = NULL;
     if (tallyH_block_find(h, p, &b, "realloc") == TALLY_OK &&
-        tallyH_request_fits(h, n, TALLY_MAX_REQUEST) && !crosses_into_thp(h, &b, n)) {
-        if (fits_in_place(h, &b, n, TALLY_MEDIUM_MAX))
+        tallyH_request_fits(h, n, TALLY_MAX_REQUEST)) {
+        if (fits_in_place(h, &b, n))
             q = p;
         else if (b.large && b.pool->region == NULL)
-            q = huge_move(h, b.pool, n, TALLY_MEDIUM_MAX);
+            q = huge_move(h, b.pool, n);
     }
     saved.reports = h->err.reports; /* a misuse report stays counted */
     h->err = saved;
     if (q != NULL && h->tracer != NULL) /* the tracer runs no user code either */
         h->tracer->resize(h->tracer->arg, p, q, n, NULL, 0, NULL);
     return q; /* a resize, not an allocation: no allocation counter moves */
-}
-
-/* A buffer of n bytes past the medium range and within an arena is a huge block
- * when huge blocks can be remapped.  As a run of pools it would be copied at
- * each growth its arena has no room for, and again into a huge block past an
- * arena, every copy faulting in fresh pages (a list appended to from 512 KiB to
- * 1 MiB spent more time there than in the 7 MiB after); as a mapping of its own
- * it grows in place or moves its pages.  Only touched pages are resident, and
- * it gets huge pages only once it is bigger than an arena (backend_os.c). */
-static bool buf_huge(const tallyH_heap *h, size_t n)
-{
-    return n > TALLY_MEDIUM_MAX && n <= HUGE_FLOOR && !h->fixed && !h->debug &&
-           huge_remappable(h);
-}
-
-void *tallyH_buf_big_at(tallyH_heap *h, size_t n, const char *file, int line,
-                        const void *caller)
-{
-    if (!buf_huge(h, n))
-        return malloc_at(h, n, file, line, caller);
-    uint8_t *b = tallyH_alloc_fault(h) ? NULL : tallyH_alloc_relieved(h, n, huge_alloc);
-    if (b == NULL) {
-        h->ncalls_uncounted++;
-        return NULL;
-    }
-    tallyH_block blk; /* counted and announced as alloc_user's blocks */
-    tallyH_block_of(b, &blk);
-    tallyH_count_alloc(h, blk.size);
-    tallyB_anno_alloc(h, b, blk.size, true);
-    if (h->tracer != NULL)
-        h->tracer->alloc(h->tracer->arg, b, n, file, line, caller);
-    return b;
 }
 
 void *tallyH_malloc_quiet(tallyH_heap *h, size_t n)
@@ -971,7 +916,6 @@ int tallyH_init(tallyH_heap *h, const tally_config *cfg)
     h->limit = cfg->memory ? 0 : cfg->max_bytes;
     h->retain = cfg->retain_arenas ? cfg->retain_arenas : 2;
     h->backend = *tallyH_backend_for(cfg);
-    h->thp_min = tallyH_backend_thp_min(&h->backend);
     h->on_valgrind = TALLY_ON_VALGRIND();
     h->last_pool = TALLY_NO_POOL;
     tallyH_slots_init(h, NULL, 0);

@@ -279,7 +279,6 @@ struct tallyH_heap {
 
     /* -- backend -- */
     tally_backend backend;
-    size_t thp_min;           /* mappings bigger get huge pages (SIZE_MAX: none) */
     struct {
         uintptr_t lo;         /* further ownership windows (owner.c) */
         uint64_t *map;
@@ -429,17 +428,9 @@ TALLY_INTERNAL bool tallyH_is_medium(const tallyH_heap *h, const void *p);
 /* Buffers of containers: blocks of the medium range come from medium arenas,
  * others (and all of them in debug mode or on a fixed heap) are the blocks of
  * tally_malloc.  Same contract as tally_malloc (counted, traced, fault injection,
- * exhaustion hook), tally_free, tally_usable_size and tallyH_resize_nocopy.
- * tallyH_buf_grow asks for the buffer that replaces old, one its container
- * outgrew (NULL: a first one, as tallyH_buf_alloc): past the medium range, that
- * one is a huge block (tallyH_buf_big_at), which the no-copy resize can go on
- * growing; a first buffer of that size (a dict's new table, a list made with
- * room) is a run of pools, which reuses kept arenas' touched pages. */
-TALLY_INTERNAL void *tallyH_buf_alloc_at(tallyH_heap *h, size_t n, bool growing, const char *file,
-                                         int line);
-#define tallyH_buf_alloc(h, n) tallyH_buf_alloc_at((h), (n), false, __FILE__, __LINE__)
-#define tallyH_buf_grow(h, old, n) \
-    tallyH_buf_alloc_at((h), (n), (old) != NULL, __FILE__, __LINE__)
+ * exhaustion hook), tally_free, tally_usable_size and tallyH_resize_nocopy. */
+TALLY_INTERNAL void *tallyH_buf_alloc_at(tallyH_heap *h, size_t n, const char *file, int line);
+#define tallyH_buf_alloc(h, n) tallyH_buf_alloc_at((h), (n), __FILE__, __LINE__)
 TALLY_INTERNAL void tallyH_buf_free(tallyH_heap *h, void *p);
 TALLY_INTERNAL size_t tallyH_buf_usable(const tallyH_heap *h, const void *p);
 TALLY_INTERNAL void *tallyH_buf_resize_nocopy(tallyH_heap *h, void *p, size_t n);
@@ -464,9 +455,6 @@ TALLY_INTERNAL void tallyH_medium_dump(const tallyH_heap *h, FILE *out);
 #define TALLY_THP_MIN TALLY_ARENA_SIZE
 #endif
 TALLY_INTERNAL const tally_backend *tallyH_backend_for(const tally_config *cfg);
-/* Mappings of more than this many bytes get huge pages from backend b: TALLY_THP_MIN
- * for the OS backend with them, else SIZE_MAX. */
-TALLY_INTERNAL size_t tallyH_backend_thp_min(const tally_backend *b);
 TALLY_INTERNAL size_t tallyH_page_size(void);
 
 /* ---- heap.c -------------------------------------------------------------------- */
@@ -532,14 +520,8 @@ TALLY_INTERNAL void *tallyH_debug_realloc(tallyH_heap *h, void *p, size_t n);
 /* heap.c: resizes block p to n bytes without copying and without running any
  * hook (so no user code): in place, or for a huge block by moving its pages.
  * The new address, or NULL with p and the error state untouched.  For containers
- * that must not let a finalizer run while they grow: a huge block stays huge
- * down to TALLY_MEDIUM_MAX bytes, as tallyH_buf_big_at makes them. */
+ * that must not let a finalizer run while they grow. */
 TALLY_INTERNAL void *tallyH_resize_nocopy(tallyH_heap *h, void *p, size_t n);
-/* heap.c: tallyH_malloc_at for a container's buffer of more than TALLY_MEDIUM_MAX
- * bytes (medium.c's tallyH_buf_grow): a huge block, even below an arena's
- * size, when huge blocks can be remapped, so that it grows without copying. */
-TALLY_INTERNAL void *tallyH_buf_big_at(tallyH_heap *h, size_t n, const char *file, int line,
-                                       const void *caller);
 /* Do huge blocks grow without copying (tallyH_resize_nocopy moves them)? */
 TALLY_INTERNAL bool tallyH_can_remap(const tallyH_heap *h);
 TALLY_INTERNAL size_t tallyH_debug_usable(const void *p);

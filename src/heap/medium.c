@@ -6,8 +6,7 @@
  * calls instead, and a request between the largest class and TALLY_MEDIUM_MAX
  * gets a run of 256-byte units in a medium arena: one backend mapping of
  * TALLY_ARENA_SIZE bytes aligned to its size, marked in the owner map like a pool
- * arena.  A larger buffer that replaces an outgrown one is a huge block where
- * the heap can remap those (tallyH_buf_big_at in heap.c), else an ordinary block.
+ * arena.
  *
  *   | header: tag, heap, links, counts, free map, start map | unit | unit | ... |
  *
@@ -268,12 +267,11 @@ static uint8_t *alloc_counted(tallyH_heap *h, size_t n)
     return b;
 }
 
-void *tallyH_buf_alloc_at(tallyH_heap *h, size_t n, bool growing, const char *file, int line)
+void *tallyH_buf_alloc_at(tallyH_heap *h, size_t n, const char *file, int line)
 {
     const void *caller = __builtin_return_address(0);
     if (!medium_request(h, n))
-        return growing && n > TALLY_MEDIUM_MAX ? tallyH_buf_big_at(h, n, file, line, caller)
-                                               : tallyH_malloc_at(h, n, file, line, caller);
+        return tallyH_malloc_at(h, n, file, line, caller);
     uint8_t *b = alloc_counted(h, n);
     if (b == NULL) {
         h->ncalls_uncounted++;

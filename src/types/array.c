@@ -242,7 +242,7 @@ static int reserve_total(array_obj *a, size_t need, bool exact, const char *fn)
             continue;
         uint8_t *old = a->items;
         size_t size = a->size, cap = exact ? need : grown_capacity(need, limit);
-        uint8_t *d = tallyH_buf_grow(h, old, cap * isz);
+        uint8_t *d = tallyH_buf_alloc(h, cap * isz);
         if (d == NULL)
             return -1;
         if (a->items != old || a->size != size) {

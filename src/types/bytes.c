@@ -276,7 +276,7 @@ static int reserve(bytearray_obj *b, size_t extra, const char *what)
             return 0;
         uint8_t *old = b->data;
         size_t size = b->size;
-        uint8_t *d = tallyH_buf_grow(h, old, cap);
+        uint8_t *d = tallyH_buf_alloc(h, cap);
         if (d == NULL)
             return -1;
         if (b->data != old || b->size != size) {

@@ -122,7 +122,7 @@ static int list_reserve(list *l, size_t extra, const char *what)
         void **old = l->items;
         size_t size = l->size;
         tallyH_heap *h = tallyT_heap(l);
-        void **a = tallyH_buf_grow(h, old, cap * sizeof *a);
+        void **a = tallyH_buf_alloc(h, cap * sizeof *a);
         if (a == NULL)
             return -1;
         if (l->items != old || l->size != size) {
