@@ -8,7 +8,8 @@
  * zero-filling even recycled dirty blocks, calloc overflow (TALLY_EOVERFLOW),
  * absurd sizes failing cleanly, realloc keeping the common prefix when growing and
  * shrinking across every size regime, realloc failure leaving the old block intact,
- * realloc(p, 0), free(NULL), and the sticky last-error record.
+ * realloc(p, 0), free(NULL), the sticky last-error record, and a run of more than
+ * half an arena taking an empty arena (growing in place to all of it, reused).
  *
  * The program honours TALLY_DEBUG from the environment (CTest runs it a second time
  * with TALLY_DEBUG=1), so every expectation that differs in debug mode reads the
@@ -407,6 +408,48 @@ static void test_realloc_large_grows_in_place(void **state)
     tally_close(rt);
 }
 
+/* A run of more than half an arena takes an empty arena, at its start, even
+ * where an arena holding other pools has room for it: it can then grow in place
+ * to the whole arena, and once freed, the next such run gets the same (kept)
+ * arena without a new mapping. */
+static void test_big_run_takes_empty_arena(void **state)
+{
+    (void)state;
+    tally_rt *rt = tally_open(NULL);
+    assert_non_null(rt);
+    if (rt_debug(rt)) { /* debug blocks have a layout of their own */
+        tally_close(rt);
+        skip();
+    }
+    size_t arena = test_arena_size(), pool = test_pool_size(), n = arena / 2 + pool;
+    uintptr_t mask = ~(uintptr_t)(arena - 1);
+    void *small = tally_malloc(rt, 64); /* the first arena holds a pool */
+    unsigned char *p = tally_malloc(rt, n);
+    assert_non_null(small);
+    assert_non_null(p);
+    uintptr_t base = (uintptr_t)p & mask;
+    assert_true(((uintptr_t)small & mask) != base);
+    assert_true((uintptr_t)p - base < pool); /* the run starts the arena */
+    memset(p, 5, n);
+    unsigned char *q = tally_realloc(rt, p, arena - pool);
+    assert_ptr_equal(q, p);
+    assert_int_equal(q[n - 1], 5);
+    tally_free(rt, q);
+    struct tally_heap_stats before = get_stats(rt);
+    unsigned char *r = tally_malloc(rt, n);
+    assert_ptr_equal(r, p);
+    assert_int_equal(get_stats(rt).backend_requests, before.backend_requests);
+    /* Half an arena or less still goes first-fit, beside the small block's pool. */
+    unsigned char *half = tally_malloc(rt, arena / 4);
+    assert_non_null(half);
+    assert_int_equal((uintptr_t)half & mask, (uintptr_t)small & mask);
+    assert_int_equal(tally_heap_check(rt), 0);
+    tally_free(rt, half);
+    tally_free(rt, r);
+    tally_free(rt, small);
+    tally_close(rt);
+}
+
 static void test_realloc_small_steps(void **state)
 {
     (void)state;
@@ -607,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_realloc_null_is_malloc),
         cmocka_unit_test(test_realloc_keeps_prefix),
         cmocka_unit_test(test_realloc_small_steps),
+        cmocka_unit_test(test_big_run_takes_empty_arena),
         cmocka_unit_test(test_realloc_zero),
         cmocka_unit_test(test_realloc_failure_keeps_old_block),
         cmocka_unit_test(test_free_null_is_noop),

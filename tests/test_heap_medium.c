@@ -13,7 +13,8 @@
  * memory limit; tracing (a snapshot lists an array's buffer, with its site); a
  * medium block passed to tally_free or tally_realloc (TALLY_EFOREIGN, nothing
  * changes); debug mode and the fixed-buffer heap falling back to ordinary blocks;
- * and the size an array of 10^4 int32 built by append takes (docs/sizes.md).
+ * the size an array of 10^4 int32 built by append takes (docs/sizes.md); and a
+ * list growing past the medium range in place in an arena of its own.
  */
 #define _GNU_SOURCE
 #include "test_util.h"
@@ -594,6 +595,33 @@ static void test_bytearray_grows_in_place(void **state)
     tally_close(rt);
 }
 
+/* A list appended to from the medium range to nearly an arena's worth of items
+ * moves once, out of its medium block: its run of pools then grows in place (it
+ * took an empty arena). */
+static void test_list_grows_in_place_past_medium(void **state)
+{
+    (void)state;
+    tally_rt *rt = open_hosted(NULL, 0);
+    void *l = tally_list(rt, 0);
+    void *one = tally_int(rt, 1);
+    const tally_list_view *v = (const tally_list_view *)l;
+    size_t limit = test_arena_size() / 8 * 7 / sizeof(void *); /* its next growth fits */
+    void **last = NULL;
+    int moves = 0;
+    while (v->size < limit) {
+        assert_int_equal(tally_list_append(l, one), 0);
+        if (v->cap * sizeof(void *) > TALLY_MEDIUM_MAX && v->items != last) {
+            moves++;
+            last = v->items;
+        }
+    }
+    assert_int_equal(moves, 1);
+    assert_true(v->cap * sizeof(void *) < test_arena_size()); /* still a run of pools */
+    assert_int_equal(tally_heap_check(rt), 0);
+    tally_decref(l);
+    tally_close(rt);
+}
+
 int main(void)
 {
     unsetenv("TALLY_DEBUG"); /* the tests choose their debug level */
@@ -613,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_fixed_heap_falls_back),
         cmocka_unit_test(test_array_size_by_append),
         cmocka_unit_test(test_bytearray_grows_in_place),
+        cmocka_unit_test(test_list_grows_in_place_past_medium),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -345,6 +345,18 @@ static uint8_t *run_take(tallyH_heap *h, tallyH_region *r, uint32_t i, uint32_t 
     return r->base + ((size_t)i << TALLY_POOL_SHIFT);
 }
 
+/* Does a run of n pools take an empty arena?  A run of more than half an arena
+ * is most of one anyway, and at an empty arena's start it can grow in place to
+ * the whole arena: a container's buffer growing by an eighth from 512 KiB went
+ * to a gap after some pools, could not extend there past 655 KiB and was copied
+ * into another arena, faulting in fresh pages for what it had; now it grows in
+ * place up to the arena's size.  A program that builds and drops such buffers
+ * gets the same kept arena, its pages touched, each time. */
+static bool run_wants_empty_arena(const tallyH_heap *h, uint32_t n)
+{
+    return !h->fixed && n > TALLY_ARENA_POOLS / 2;
+}
+
 uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
 {
     if (h->fixed && tallyH_fault_hit(&h->fault_backend)) {
@@ -352,8 +364,9 @@ uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
                          h->fault_backend.requests);
         return NULL;
     }
+    bool empty_only = run_wants_empty_arena(h, n);
     for (tallyH_region *r = h->avail; r; r = r->anext) {
-        if (r->nfree < n)
+        if (r->nfree < n || (empty_only && r->nfree != r->npools))
             continue;
         uint32_t i = n == 1 ? tallyH_next_set(r->freemap, r->npools, 0)
                             : tallyH_find_run(r->freemap, r->npools, n);
