@@ -9,7 +9,8 @@
  * absurd sizes failing cleanly, realloc keeping the common prefix when growing and
  * shrinking across every size regime, realloc failure leaving the old block intact,
  * realloc(p, 0), free(NULL), the sticky last-error record, and a run of more than
- * half an arena taking an empty arena (growing in place to all of it, reused).
+ * half an arena taking an empty arena (growing in place to all of it, reused),
+ * or a gap when no new arena can be had.
  *
  * The program honours TALLY_DEBUG from the environment (CTest runs it a second time
  * with TALLY_DEBUG=1), so every expectation that differs in debug mode reads the
@@ -450,6 +451,48 @@ static void test_big_run_takes_empty_arena(void **state)
     tally_close(rt);
 }
 
+/* Where no new arena can be had (the memory limit, a failing backend), a run of
+ * more than half an arena takes a gap after all: it does not fail while an arena
+ * has room, and the call leaves no error behind. */
+static void test_big_run_falls_back_to_a_gap(void **state)
+{
+    (void)state;
+    size_t arena = test_arena_size(), pool = test_pool_size(), n = arena / 2 + pool;
+    tally_rt *probe = tally_open(NULL);
+    assert_non_null(probe);
+    if (rt_debug(probe)) {
+        tally_close(probe);
+        skip();
+    }
+    void *one = tally_malloc(probe, 64);
+    assert_non_null(one);
+    size_t reserved = get_stats(probe).bytes_reserved;
+    tally_close(probe);
+    for (int limit = 0; limit < 2; limit++) {
+        tally_config cfg;
+        tally_config_init(&cfg);
+        cfg.max_bytes = limit ? reserved + arena / 2 : 0;
+        tally_rt *rt = tally_open(&cfg);
+        assert_non_null(rt);
+        void *small = tally_malloc(rt, 64);
+        assert_non_null(small);
+        if (!limit)
+            tally_fault_inject(rt, TALLY_FAULT_BACKEND, 1, TALLY_FAULT_PERSIST);
+        tally_clear_error(rt);
+        unsigned char *p = tally_malloc(rt, n);
+        assert_non_null(p);
+        assert_int_equal(tally_last_error(rt), TALLY_OK);
+        uintptr_t mask = ~(uintptr_t)(arena - 1);
+        assert_int_equal((uintptr_t)p & mask, (uintptr_t)small & mask);
+        memset(p, 3, n);
+        assert_int_equal(tally_heap_check(rt), 0);
+        tally_fault_inject(rt, TALLY_FAULT_BACKEND, 0, 0);
+        tally_free(rt, p);
+        tally_free(rt, small);
+        tally_close(rt);
+    }
+}
+
 static void test_realloc_small_steps(void **state)
 {
     (void)state;
@@ -651,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_realloc_keeps_prefix),
         cmocka_unit_test(test_realloc_small_steps),
         cmocka_unit_test(test_big_run_takes_empty_arena),
+        cmocka_unit_test(test_big_run_falls_back_to_a_gap),
         cmocka_unit_test(test_realloc_zero),
         cmocka_unit_test(test_realloc_failure_keeps_old_block),
         cmocka_unit_test(test_free_null_is_noop),

@@ -357,14 +357,10 @@ static bool run_wants_empty_arena(const tallyH_heap *h, uint32_t n)
     return !h->fixed && n > TALLY_ARENA_POOLS / 2;
 }
 
-uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
+/* A run of n free pools in a region that has one (only in empty arenas if
+ * empty_only), taken; NULL if none has. */
+static uint8_t *run_find(tallyH_heap *h, uint32_t n, bool empty_only, tallyH_region **out)
 {
-    if (h->fixed && tallyH_fault_hit(&h->fault_backend)) {
-        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: pool request %lu failed",
-                         h->fault_backend.requests);
-        return NULL;
-    }
-    bool empty_only = run_wants_empty_arena(h, n);
     for (tallyH_region *r = h->avail; r; r = r->anext) {
         if (r->nfree < n || (empty_only && r->nfree != r->npools))
             continue;
@@ -377,6 +373,20 @@ uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
             return run_take(h, r, i, n);
         }
     }
+    return NULL;
+}
+
+uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
+{
+    if (h->fixed && tallyH_fault_hit(&h->fault_backend)) {
+        tallyB_error_set(&h->err, TALLY_EFAULT, "injected fault: pool request %lu failed",
+                         h->fault_backend.requests);
+        return NULL;
+    }
+    bool empty_only = run_wants_empty_arena(h, n);
+    uint8_t *u = run_find(h, n, empty_only, out);
+    if (u != NULL)
+        return u;
     if (h->fixed) {
         tallyH_region *r = h->regions;
         tallyB_error_set(&h->err, TALLY_ENOMEM,
@@ -386,11 +396,17 @@ uint8_t *tallyH_units_alloc(tallyH_heap *h, uint32_t n, tallyH_region **out)
         return NULL;
     }
     TALLY_ASSERT(n <= TALLY_ARENA_POOLS);
+    tally_error before = h->err.code;
     tallyH_region *r = arena_new(h);
-    if (r == NULL)
-        return NULL;
-    *out = r;
-    return run_take(h, r, 0, n);
+    if (r != NULL) {
+        *out = r;
+        return run_take(h, r, 0, n);
+    }
+    /* No new arena (the memory limit, the backend): a big run takes a gap after
+     * all rather than fail while one has room. */
+    if (empty_only && (u = run_find(h, n, false, out)) != NULL)
+        h->err.code = before;
+    return u;
 }
 
 void tallyH_units_free(tallyH_heap *h, tallyH_region *r, uint8_t *unit, uint32_t n)
